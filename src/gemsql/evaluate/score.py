@@ -1,0 +1,149 @@
+"""Scoring one prediction against its gold query by executing both.
+
+- execution match: SELECTs compare result rows as multisets (as lists when the gold has ORDER BY),
+  numbers with a tolerance; data-changing statements compare the database state they leave.
+- exact match: equality after sqlglot normalisation (case, whitespace, quoting, trailing ';').
+- valid: the prediction parses and executes on the example's database.
+A gold or context that fails is reported as such (`gold_error`), never raised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from gemsql.evaluate.sandbox import Limits, Result, memory_db, run
+
+FLOAT_TOLERANCE = 1e-6
+
+
+@dataclass
+class Verdict:
+    exec_match: bool
+    exact_match: bool
+    valid: bool
+    error: str | None = None  # why the prediction failed, if it did
+    gold_error: str | None = None  # the example itself is broken
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def normalize_sql(sql: str) -> str:
+    """A canonical form for exact match; unparsable SQL falls back to lower-cased, single-spaced text."""
+    text = sql.strip().rstrip(";").strip()
+    try:
+        tree = sqlglot.parse_one(text, read="sqlite")
+        return tree.sql(dialect="sqlite", normalize=True, pretty=False).lower()
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+        return " ".join(text.lower().split())
+
+
+def parses(sql: str) -> bool:
+    try:
+        trees = sqlglot.parse(sql.strip(), read="sqlite")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+        return False
+    return len([t for t in trees if t is not None]) == 1
+
+
+def _is_query(sql: str) -> bool:
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+        return sql.lstrip().upper().startswith(("SELECT", "WITH", "VALUES"))
+    return isinstance(tree, (exp.Query, exp.Values))
+
+
+def _ordered(sql: str) -> bool:
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+        return "order by" in sql.lower()
+    return tree.args.get("order") is not None
+
+
+def _cell(v):
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+        return round(float(v), 6)
+    return v
+
+
+def _same_rows(a: list[tuple], b: list[tuple], ordered: bool) -> bool:
+    na = [tuple(_cell(v) for v in r) for r in a]
+    nb = [tuple(_cell(v) for v in r) for r in b]
+    if len(na) != len(nb):
+        return False
+    if ordered:
+        return all(_close_row(x, y) for x, y in zip(na, nb))
+    if Counter(na) == Counter(nb):
+        return True
+    # Rounding can straddle a boundary; fall back to a tolerant match after sorting.
+    key = lambda r: tuple((0, v) if isinstance(v, float) else (1, str(v)) for v in r)  # noqa: E731
+    return all(_close_row(x, y) for x, y in zip(sorted(na, key=key), sorted(nb, key=key)))
+
+
+def _close_row(x: tuple, y: tuple) -> bool:
+    if len(x) != len(y):
+        return False
+    for u, v in zip(x, y):
+        if isinstance(u, float) and isinstance(v, float):
+            if not math.isclose(u, v, rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE):
+                return False
+        elif u != v:
+            return False
+    return True
+
+
+def _state(con) -> dict[str, list[tuple]]:
+    """Every table's rows: what a data-changing statement is judged by."""
+    names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    return {n: con.execute(f'SELECT * FROM "{n}"').fetchall() for n in names}
+
+
+def _execute(context: str, sql: str, limits: Limits) -> tuple[Result, dict | None, str | None]:
+    try:
+        con = memory_db(context, limits)
+    except Exception as e:  # a broken context: sqlite3 errors, interrupts, limits
+        return Result(error=str(e)), None, f"context fails: {e}"
+    try:
+        result = run(con, sql, limits)
+        state = _state(con) if result.ok and not _is_query(sql) else None
+        return result, state, None
+    finally:
+        con.close()
+
+
+def score(context: str, gold: str | list[str], prediction: str, limits: Limits = Limits()) -> Verdict:
+    """Judge one prediction; `gold` may list alternatives, any of which counts."""
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    exact = any(normalize_sql(prediction) == normalize_sql(g) for g in golds)
+    pred_result, pred_state, context_error = _execute(context, prediction, limits)
+    if context_error:
+        return Verdict(False, exact, False, error=context_error, gold_error=context_error)
+    valid = pred_result.ok and parses(prediction)
+    error = pred_result.error if not pred_result.ok else (None if valid else "does not parse as one SQLite statement")
+    gold_error = None
+    for g in golds:
+        gold_result, gold_state, _ = _execute(context, g, limits)
+        if not gold_result.ok:
+            gold_error = f"gold fails: {gold_result.error}"
+            continue
+        gold_error = None
+        if not valid:
+            break
+        if _is_query(g):
+            if pred_state is None and _same_rows(gold_result.rows, pred_result.rows, ordered=_ordered(g)):
+                return Verdict(True, exact, valid)
+        elif pred_state is not None and gold_state is not None:
+            if gold_state.keys() == pred_state.keys() and all(
+                _same_rows(gold_state[t], pred_state[t], ordered=False) for t in gold_state
+            ):
+                return Verdict(True, exact, valid)
+    return Verdict(False, exact, valid, error=error, gold_error=gold_error)

@@ -1,0 +1,140 @@
+"""`gemsql generate`: batched greedy SQL generation from (question, schema) pairs.
+
+Prompts are sorted by length so each batch pads little, left-padded so every row's answer starts at
+the same position, and decoding stops per row at <eos> or <end_of_turn>.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gemsql.data.prompt import user_message
+from gemsql.errors import GemsqlError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Generation:
+    sql: str
+    raw: str
+    new_tokens: int
+    stopped: bool  # ended with a stop token rather than max_new_tokens
+
+
+def load_for_generation(model_path: str, adapter: str | None = None, dtype: torch.dtype | None = None):
+    """A model folder (merged or base), optionally with a LoRA adapter on top, and its tokenizer."""
+    from transformers import AutoTokenizer
+
+    from gemsql.model import check_tokenizer, model_class
+
+    if not Path(model_path).exists() and "/" not in model_path:
+        raise GemsqlError("model folder not found", file=model_path)
+    if dtype is None:
+        dtype = torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] >= 8 else torch.float16
+    tokenizer = AutoTokenizer.from_pretrained(adapter or model_path)
+    if not tokenizer.chat_template:
+        from trl.chat_template_utils import gemma3_chat_template
+
+        tokenizer.chat_template = gemma3_chat_template
+    check_tokenizer(tokenizer, source=model_path)
+    device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else None
+    model = model_class(model_path).from_pretrained(model_path, dtype=dtype, device_map=device_map)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    return model, tokenizer
+
+
+_FENCE = re.compile(r"```(?:sql|sqlite)?\s*(.*?)(?:```|$)", re.S | re.I)
+
+
+def extract_sql(text: str) -> str:
+    """The SQL in a model answer: inside a code fence if there is one, without a leading 'SQL:' label."""
+    m = _FENCE.search(text)
+    if m:
+        text = m.group(1)
+    text = text.strip()
+    text = re.sub(r"^(?:sql|answer)\s*:\s*", "", text, flags=re.I)
+    return text.strip()
+
+
+@torch.inference_mode()
+def generate_sql(
+    model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16, progress: bool = True
+) -> list[Generation]:
+    """Greedy SQL for each (question, context) pair, in input order."""
+    from gemsql.model import stop_token_ids
+
+    prompts = [
+        tokenizer.apply_chat_template([user_message(q, c)], tokenize=False, add_generation_prompt=True) for q, c in pairs
+    ]
+    encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    stops = stop_token_ids(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    device = next(model.parameters()).device
+    results: list[Generation | None] = [None] * len(prompts)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    started = time.perf_counter()
+    for b, batch in enumerate(batches, start=1):
+        width = max(len(encoded[i]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
+            mask[row, width - len(encoded[i]) :] = 1
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=stops,
+            pad_token_id=pad,
+        )
+        for row, i in enumerate(batch):
+            new = out[row, width:].tolist()
+            stopped = any(t in stops for t in new)
+            if stopped:
+                new = new[: min(new.index(s) for s in stops if s in new)]
+            raw = tokenizer.decode(new, skip_special_tokens=True)
+            results[i] = Generation(extract_sql(raw), raw, len(new), stopped)
+        if progress:
+            done = sum(len(x) for x in batches[:b])
+            log.info("generated %d/%d (%.1f examples/s)", done, len(prompts), done / (time.perf_counter() - started))
+    return results  # type: ignore[return-value]
+
+
+def generate(
+    model: str,
+    *,
+    adapter: str | None = None,
+    pairs: list[tuple[str, str]],
+    output: str | Path | None = None,
+    extra: list[dict] | None = None,
+    max_new_tokens: int = 256,
+    batch_size: int = 16,
+) -> list[Generation]:
+    """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing)."""
+    from gemsql.files import write_jsonl
+
+    m, tok = load_for_generation(model, adapter)
+    gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if output is not None:
+        extra = extra or [{} for _ in pairs]
+        write_jsonl(
+            output,
+            (
+                {**x, "question": q, "context": c, "prediction": g.sql, "raw": g.raw, "stopped": g.stopped, "new_tokens": g.new_tokens}
+                for (q, c), g, x in zip(pairs, gens, extra)
+            ),
+        )
+    return gens

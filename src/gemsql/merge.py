@@ -1,0 +1,52 @@
+"""`gemsql merge`: fold the LoRA adapter into the full-precision base and save a plain checkpoint.
+
+The base is always loaded unquantized: merging into 4-bit weights would round the adapter away. The
+result loads with `AutoModelForCausalLM.from_pretrained` alone, and its generation config stops at
+<end_of_turn> as well as <eos>.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gemsql.config import Config
+from gemsql.errors import GemsqlError
+from gemsql.files import atomic_dir
+
+log = logging.getLogger(__name__)
+
+
+def merged_dir(cfg: Config) -> Path:
+    return cfg.run_dir / "merged"
+
+
+def merge(cfg: Config, adapter: str | Path | None = None, output: str | Path | None = None) -> Path:
+    from peft import PeftModel
+    from transformers import GenerationConfig
+
+    from gemsql.model import load_model, load_tokenizer, stop_token_ids
+    from gemsql.train import CONFIG_NAME, adapter_dir
+
+    adapter = Path(adapter or adapter_dir(cfg))
+    if not (adapter / "adapter_config.json").is_file():
+        raise GemsqlError("no adapter here (adapter_config.json missing); run `gemsql train` first", file=str(adapter))
+    tokenizer = load_tokenizer(cfg.model)
+    base = load_model(cfg.model, quantize=False)
+    model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    stops = stop_token_ids(tokenizer)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=stops,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=cfg.generate.max_new_tokens,
+    )
+    out = Path(output or merged_dir(cfg))
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, max_shard_size="2GB")
+        tokenizer.save_pretrained(tmp)
+        if (adapter / CONFIG_NAME).is_file():
+            (tmp / CONFIG_NAME).write_text((adapter / CONFIG_NAME).read_text())
+    log.info("merged model saved to %s", out)
+    return out

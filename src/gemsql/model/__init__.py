@@ -1,0 +1,128 @@
+"""Finding, loading and checking the model and tokenizer.
+
+`resolve_model` turns a name into something `from_pretrained` takes: the embedded Gemma 3 270M is
+converted once from its GGUF into a cached bf16 safetensors folder; Hub ids and local folders pass
+through. `load_tokenizer` attaches Gemma 3's chat template where a base checkpoint has none and
+checks that tokenization is sane, since a wrong tokenizer trains a useless model without any error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from gemsql.config import EMBEDDED_MODEL, ModelConfig
+from gemsql.errors import GemsqlError
+
+# Stop strings Gemma 3 uses: <eos> ends a document, <end_of_turn> ends a chat turn.
+STOP_TOKENS = ("<eos>", "<end_of_turn>")
+TURN_TOKENS = ("<start_of_turn>", "<end_of_turn>")
+PROBE_SQL = "SELECT department, AVG(salary) FROM employees WHERE hire_year > 2015 GROUP BY department ORDER BY 2 DESC;"
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $GEMSQL_CACHE, else ~/.cache/gemsql."""
+    return Path(os.environ.get("GEMSQL_CACHE") or Path.home() / ".cache" / "gemsql")
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A path or Hub id that `from_pretrained` can load."""
+    if name_or_path == EMBEDDED_MODEL:
+        from gemsql.model.embedded import embedded_model_dir
+
+        return str(embedded_model_dir(cache_dir()))
+    if Path(name_or_path).exists():
+        if not (Path(name_or_path) / "config.json").is_file():
+            raise GemsqlError("not a Hugging Face model folder (no config.json)", file=name_or_path)
+        return name_or_path
+    return name_or_path  # a Hub id; transformers says clearly if it cannot be fetched
+
+
+def _hub_error(name: str, e: Exception) -> GemsqlError:
+    return GemsqlError(
+        f"cannot load model '{name}': {type(e).__name__}: {e}. Offline, use model_name_or_path: "
+        f"{EMBEDDED_MODEL} or a local model folder."
+    )
+
+
+def compute_dtype(cfg: ModelConfig) -> torch.dtype:
+    """The tutorial's rule: bf16 on compute capability >= 8.0, else fp16; the CPU gets bf16 (AMX/AVX-512 run it)."""
+    if cfg.dtype != "auto":
+        return getattr(torch, cfg.dtype)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8 else torch.float16
+    return torch.bfloat16
+
+
+def load_tokenizer(cfg: ModelConfig, path: str | None = None):
+    from transformers import AutoTokenizer
+    from trl.chat_template_utils import gemma3_chat_template
+
+    path = path or resolve_model(cfg.model_name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise _hub_error(cfg.model_name_or_path, e) from None
+    if not tok.chat_template:
+        # Gemma 3 base (-pt) checkpoints ship no chat template; the tutorial takes the -it one, which TRL ships.
+        tok.chat_template = gemma3_chat_template
+    check_tokenizer(tok, source=path)
+    return tok
+
+
+def check_tokenizer(tok, source: str = "tokenizer") -> None:
+    """Fail early on a tokenizer that would silently ruin training (seen: transformers 5.17 on this GGUF)."""
+    ids = tok(PROBE_SQL).input_ids
+    if tok.bos_token_id is None or not ids or ids[0] != tok.bos_token_id:
+        raise GemsqlError("tokenizer does not start sequences with a BOS token; is transformers >= 5.24?", file=source)
+    chars_per_token = len(PROBE_SQL) / (len(ids) - 1)
+    if chars_per_token < 3.0:
+        raise GemsqlError(
+            f"tokenizer splits SQL into {len(ids) - 1} tokens ({chars_per_token:.1f} characters per token, "
+            "expected >= 3): the vocabulary was built wrong; is transformers >= 5.24?",
+            file=source,
+        )
+    missing = [t for t in TURN_TOKENS if tok.convert_tokens_to_ids(t) in (None, tok.unk_token_id)]
+    if missing:
+        raise GemsqlError(f"tokenizer lacks Gemma 3's chat tokens {missing}", file=source)
+
+
+def stop_token_ids(tok) -> list[int]:
+    return [tok.convert_tokens_to_ids(t) for t in STOP_TOKENS]
+
+
+def model_class(path: str):
+    """Gemma 3 270M/1B are text-only causal LMs; 4B and larger are image-text checkpoints (trained here on text)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise _hub_error(path, e) from None
+    return AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
+
+
+def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | None = None):
+    """The base model as the config asks: 4-bit (QLoRA) or full precision, in the compute dtype."""
+    path = path or resolve_model(cfg.model_name_or_path)
+    dtype = compute_dtype(cfg)
+    kwargs: dict = {"dtype": dtype, "attn_implementation": "sdpa" if cfg.attn_implementation == "auto" else cfg.attn_implementation}
+    if quantize if quantize is not None else cfg.quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=cfg.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=cfg.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=dtype,
+            # Storage dtype = compute dtype lets FSDP shard the 4-bit weights like the rest.
+            bnb_4bit_quant_storage=dtype,
+        )
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        return model_class(path).from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise _hub_error(cfg.model_name_or_path, e) from None

@@ -1,0 +1,52 @@
+"""`gemsql run CONFIG`: prepare -> train -> merge -> generate on the test split -> evaluate, base vs fine-tuned."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from gemsql.config import Config
+from gemsql.files import atomic_file, write_json
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: Config) -> dict:
+    """The whole pipeline; returns (and writes to run_dir/report.json) the headline figures."""
+    from gemsql.data import prepare
+    from gemsql.data.prepare import read_split
+    from gemsql.evaluate import evaluate
+    from gemsql.evaluate.report import markdown
+    from gemsql.generate import generate
+    from gemsql.merge import merge
+    from gemsql.model import resolve_model
+    from gemsql.train import train
+
+    started = time.perf_counter()
+    prepared = prepare(cfg)
+    train(cfg)
+    merged = merge(cfg)
+    test = read_split(prepared.test)
+    if cfg.generate.eval_rows:
+        test = test[: cfg.generate.eval_rows]
+    pairs = [(r["question"], r["context"]) for r in test]
+    results = {}
+    for label, model in (("base", resolve_model(cfg.model.model_name_or_path)), ("finetuned", str(merged))):
+        out = cfg.run_dir / "eval" / label
+        generate(model, pairs=pairs, output=out / "predictions.jsonl", extra=test,
+                 max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size)
+        results[label] = evaluate(out / "predictions.jsonl", out, label=label)
+    report = {
+        "minutes": round((time.perf_counter() - started) / 60, 2),
+        "rows_train": prepared.stats["train"]["rows"],
+        "rows_test": len(test),
+        **{label: {"exact_match": m["exact_match"], "valid_sql": m["valid"], "exec_match": m["exec_match"]}
+           for label, m in results.items()},
+    }
+    write_json(cfg.run_dir / "report.json", report)
+    with atomic_file(cfg.run_dir / "report.md") as f:
+        f.write(f"# gemsql run: {cfg.run_dir}\n\n{report['rows_train']} training rows, {report['rows_test']} test rows, "
+                f"{report['minutes']} minutes.\n\n" + markdown(list(results.values())))
+    log.info("report: %s", report)
+    return report
