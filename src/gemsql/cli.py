@@ -38,6 +38,10 @@ class GenerateArgs:
 class EvalArgs:
     predictions: str = field(default="", metadata={"help": "Predictions JSONL from `gemsql generate` (with gold sql)."})
     eval_output: str | None = field(default=None, metadata={"help": "Folder for verdicts, metrics and report."})
+    compare: list[str] | None = field(
+        default=None,
+        metadata={"help": "Two evaluation (or run) folders, RUN_A RUN_B: side by side, with the examples that flipped."},
+    )
 
 
 COMMANDS = {
@@ -110,8 +114,18 @@ def _dispatch(command: str, args: list[str]) -> int:
         from gemsql.evaluate import evaluate
 
         (a,) = extras
+        if a.compare:
+            from gemsql.evaluate import compare
+
+            if len(a.compare) != 2:
+                raise GemsqlError("--compare takes two folders: RUN_A RUN_B", field="compare")
+            out = a.eval_output or "comparison"
+            r = compare(a.compare[0], a.compare[1], out)
+            print((Path(out) / "comparison.md").read_text())
+            print(f"side by side: {Path(out) / 'comparison.html'}")
+            return 0
         if not a.predictions:
-            raise GemsqlError("--predictions is required", field="predictions")
+            raise GemsqlError("--predictions (or --compare RUN_A RUN_B) is required", field="predictions")
         out = a.eval_output or str(Path(a.predictions).with_suffix("")) + "_eval"
         m = evaluate(a.predictions, out)
         print(f"execution accuracy {m['exec_match']:.1%}, exact match {m['exact_match']:.1%}, "

@@ -32,13 +32,15 @@ def load_for_generation(model_path: str, adapter: str | None = None, dtype: torc
     """A model folder (merged or base), optionally with a LoRA adapter on top, and its tokenizer."""
     from transformers import AutoTokenizer
 
-    from gemsql.model import check_tokenizer, model_class
+    from gemsql.model import _hub_error, check_tokenizer, model_class, resolve_model
 
-    if not Path(model_path).exists() and "/" not in model_path:
-        raise GemsqlError("model folder not found", file=model_path)
+    model_path = resolve_model(model_path)
     if dtype is None:
         dtype = torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] >= 8 else torch.float16
-    tokenizer = AutoTokenizer.from_pretrained(adapter or model_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(adapter or model_path)
+    except (OSError, ValueError) as e:
+        raise _hub_error(adapter or model_path, e) from None
     if not tokenizer.chat_template:
         from trl.chat_template_utils import gemma3_chat_template
 

@@ -16,7 +16,7 @@ def run(cfg: Config) -> dict:
     """The whole pipeline; returns (and writes to run_dir/report.json) the headline figures."""
     from gemsql.data import prepare
     from gemsql.data.prepare import read_split
-    from gemsql.evaluate import evaluate
+    from gemsql.evaluate import compare, evaluate
     from gemsql.evaluate.report import markdown
     from gemsql.generate import generate
     from gemsql.merge import merge
@@ -45,6 +45,7 @@ def run(cfg: Config) -> dict:
            for label, m in results.items()},
     }
     write_json(cfg.run_dir / "report.json", report)
+    compare(cfg.run_dir / "eval" / "base", cfg.run_dir / "eval" / "finetuned", cfg.run_dir, labels=("base", "finetuned"))
     with atomic_file(cfg.run_dir / "report.md") as f:
         f.write(f"# gemsql run: {cfg.run_dir}\n\n{report['rows_train']} training rows, {report['rows_test']} test rows, "
                 f"{report['minutes']} minutes.\n\n" + markdown(list(results.values())))

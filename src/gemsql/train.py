@@ -103,6 +103,7 @@ def sft_config(cfg: Config, output_dir: Path):
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         use_cpu=not torch.cuda.is_available(),
+        include_num_input_tokens_seen="non_padding",
         dataset_num_proc=None,
     )
 

@@ -1,5 +1,5 @@
 """Evaluation stage: `evaluate` scores predictions by executing them; `sandbox` runs model SQL safely."""
 
-from gemsql.evaluate.report import evaluate, summarize
+from gemsql.evaluate.report import compare, evaluate, summarize
 
-__all__ = ["evaluate", "summarize"]
+__all__ = ["compare", "evaluate", "summarize"]

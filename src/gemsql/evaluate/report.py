@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from gemsql.errors import GemsqlError
+from gemsql.evaluate.html import page
 from gemsql.evaluate.score import score
 from gemsql.files import atomic_file, read_jsonl, write_json, write_jsonl
 
@@ -53,6 +54,8 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
     write_json(out / "metrics.json", metrics)
     with atomic_file(out / "report.md") as f:
         f.write(markdown([metrics]))
+    with atomic_file(out / "report.html") as f:
+        f.write(page([metrics], title=f"gemsql evaluation: {label}"))
     log.info("%s: execution accuracy %.1f%%, exact match %.1f%%, valid SQL %.1f%% on %d examples", label,
              100 * metrics["exec_match"], 100 * metrics["exact_match"], 100 * metrics["valid"], metrics["examples"])
     return metrics
@@ -76,3 +79,43 @@ def markdown(runs: list[dict]) -> str:
                 cells.append(f"{g['exec_match']:.1%} (n={g['examples']})" if g else "-")
             lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _eval_dir(path: str | Path) -> Path:
+    """An evaluation folder, or a run folder whose fine-tuned evaluation to use."""
+    path = Path(path)
+    for candidate in (path, path / "eval" / "finetuned"):
+        if (candidate / "metrics.json").is_file() and (candidate / "verdicts.jsonl").is_file():
+            return candidate
+    raise GemsqlError("no evaluation here (metrics.json and verdicts.jsonl); run `gemsql eval` first", file=str(path))
+
+
+def compare(a: str | Path, b: str | Path, output_dir: str | Path, labels: tuple[str, str] | None = None) -> dict:
+    """Two evaluations side by side, and the examples whose execution verdict flipped between them."""
+    import json
+
+    da, db = _eval_dir(a), _eval_dir(b)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (da, db))
+    if labels:
+        ma["label"], mb["label"] = labels
+    elif ma["label"] == mb["label"]:
+        ma["label"], mb["label"] = str(a), str(b)
+    va = {v["id"]: v for v in read_jsonl(da / "verdicts.jsonl")}
+    vb = {v["id"]: v for v in read_jsonl(db / "verdicts.jsonl")}
+    flipped = []
+    for key in sorted(va.keys() & vb.keys(), key=str):
+        x, y = va[key], vb[key]
+        if bool(x["exec_match"]) != bool(y["exec_match"]):
+            flipped.append({"id": key, "question": x.get("question"), "gold": x["gold"], "a": x["prediction"],
+                            "b": y["prediction"], "direction": "fixed" if y["exec_match"] else "broken"})
+    result = {"a": ma, "b": mb, "common_examples": len(va.keys() & vb.keys()),
+              "fixed": sum(f["direction"] == "fixed" for f in flipped),
+              "broken": sum(f["direction"] == "broken" for f in flipped), "flipped": flipped}
+    out = Path(output_dir)
+    write_json(out / "comparison.json", result)
+    with atomic_file(out / "comparison.md") as f:
+        f.write(markdown([ma, mb]) + f"\n{result['fixed']} examples fixed and {result['broken']} broken "
+                f"from {ma['label']} to {mb['label']} (of {result['common_examples']} in both).\n")
+    with atomic_file(out / "comparison.html") as f:
+        f.write(page([ma, mb], title=f"{ma['label']} vs {mb['label']}", flipped=flipped))
+    return result

@@ -11,6 +11,7 @@ Layers, each enough on its own for what it guards:
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class Limits:
     max_value_bytes: int = 1_000_000  # longest string or blob a statement may build
     max_db_pages: int = 16_384  # 64 MiB at 4 KiB pages: what writes may grow a database to
     max_sql_chars: int = 100_000
+    # SQLite's heap, process-wide and only ever lowered: a single huge allocation (printf('%.*c', 2e9, 'x'))
+    # runs no progress handler, so only a failing malloc stops it quickly.
+    max_memory_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass
@@ -92,6 +96,7 @@ def _harden(con: sqlite3.Connection, limits: Limits) -> None:
     con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     con.execute(f"PRAGMA max_page_count = {limits.max_db_pages}")
     con.execute("PRAGMA trusted_schema = OFF")
+    con.execute(f"PRAGMA hard_heap_limit = {limits.max_memory_bytes}")
 
 
 def memory_db(context: str, limits: Limits = Limits()) -> sqlite3.Connection:
@@ -124,13 +129,35 @@ def _with_deadline(con: sqlite3.Connection, seconds: float, fn):
         con.set_progress_handler(None, 0)
 
 
+_PRINTF = re.compile(r"\b(printf|format)\s*\(", re.I)
+_NUMBER = re.compile(r"\d+")
+
+
+def _refuse(sql: str, limits: Limits) -> str | None:
+    """Reasons to not even start a statement: what SQLite's own limits cannot stop in time."""
+    if len(sql) > limits.max_sql_chars:
+        return "statement too long"
+    if "\x00" in sql:
+        return "statement contains a NUL character"
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        return "statement is not valid UTF-8 text"
+    if not sqlite3.complete_statement(sql.rstrip().rstrip(";") + ";"):
+        return "incomplete statement"
+    # printf('%.*c', 2000000000, 'x') builds its string inside one function call, where neither the progress
+    # handler nor an interrupt is consulted (measured: 10-17 s). Width and precision are its only way to grow.
+    if _PRINTF.search(sql) and any(int(n) > limits.max_value_bytes for n in _NUMBER.findall(sql)):
+        return "printf/format width or precision over the value size limit"
+    return None
+
+
 def run(con: sqlite3.Connection, sql: str, limits: Limits = Limits()) -> Result:
     """Run one statement under the limits; every failure becomes `Result.error`, never an exception."""
     started = time.perf_counter()
-    if len(sql) > limits.max_sql_chars:
-        return Result(error="statement too long", seconds=0.0)
-    if not sqlite3.complete_statement(sql.rstrip().rstrip(";") + ";"):
-        return Result(error="incomplete statement")
+    refusal = _refuse(sql, limits)
+    if refusal:
+        return Result(error=refusal)
 
     def execute() -> Result:
         cur = con.execute(sql)

@@ -37,7 +37,9 @@ def resolve_model(name_or_path: str) -> str:
         if not (Path(name_or_path) / "config.json").is_file():
             raise GemsqlError("not a Hugging Face model folder (no config.json)", file=name_or_path)
         return name_or_path
-    return name_or_path  # a Hub id; transformers says clearly if it cannot be fetched
+    if name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1:
+        raise GemsqlError("model folder not found", file=name_or_path)
+    return name_or_path  # a Hub id (namespace/name); loading says clearly if it cannot be fetched
 
 
 def _hub_error(name: str, e: Exception) -> GemsqlError:

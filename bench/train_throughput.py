@@ -1,0 +1,227 @@
+"""Training throughput: the tutorial's recipe against gemsql's default, same rows, same token budget.
+
+Per config it reports trained tokens/s (real tokens, no padding, after warm-up steps), peak GPU
+memory, the held-out loss on SQL answer tokens after the same number of trained tokens, the
+adapter's size, and MFU.
+
+MFU counts the matmul FLOPs a LoRA step does per trained token, without activation recompute:
+forward 2*N and backward 2*N for the input gradients of the frozen weights (no weight gradients),
+where N counts every linear weight including the 262k-vocab output head, plus LoRA's own (6*N_lora)
+and attention scores (12 * layers * heads * head_dim * effective context per token, forward and
+backward), over the H200's dense bf16 peak (989 TFLOP/s datasheet). Recompute (gradient
+checkpointing) is extra work that does not count.
+
+    python bench/train_throughput.py --model gemma-3-270m --configs tutorial gemsql --tokens 200000
+    python bench/train_throughput.py --model gemma-3-4b-random --configs gemsql --tokens 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gemsql.config import load_config
+from gemsql.data import prepare
+from gemsql.data.prepare import read_split
+from gemsql.data.prompt import user_message
+from gemsql.train import setup
+
+PEAK_TFLOPS = 989.0
+
+# Gemma 3 text architectures from Google's published configurations (random weights: speed needs none).
+ARCHS = {
+    "gemma-3-1b-random": dict(hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
+                              num_key_value_heads=1, head_dim=256, sliding_window=512, vocab_size=262144),
+    "gemma-3-4b-random": dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
+                              num_key_value_heads=4, head_dim=256, sliding_window=1024, vocab_size=262208),
+}
+
+# The tutorial's recipe as written, then gemsql's levers added one at a time; "gemsql" is the shipped default.
+TUTORIAL = dict(attn_implementation="eager", packing=True, packing_strategy="wrapped", padding_free=False,
+                per_device_train_batch_size=1, gradient_accumulation_steps=4, gradient_checkpointing=True,
+                stop_token_training="full_embeddings", assistant_only_loss=False)
+LADDER = [
+    ("+sdpa", dict(attn_implementation="sdpa")),
+    ("+bfd_padding_free", dict(packing_strategy="bfd")),
+    ("+turn_tokens_answer_loss", dict(stop_token_training="turn_tokens", assistant_only_loss=True)),
+    ("+no_recompute", dict(gradient_checkpointing=False)),
+    ("+microbatch_4x1", dict(per_device_train_batch_size=4, gradient_accumulation_steps=1)),
+    ("+liger", dict(use_liger_kernel=True)),
+]
+CONFIGS = {"tutorial": TUTORIAL, "gemsql": {}, "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4)}
+_acc = dict(TUTORIAL)
+for _name, _lever in LADDER:
+    _acc = {**_acc, **_lever}
+    CONFIGS[_name] = dict(_acc)
+
+
+def build_random(name: str, out: Path, tokenizer_dir: str) -> str:
+    """Save a random-init Gemma 3 text model of a published size (so 4-bit loading works as for real weights)."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    arch = dict(ARCHS[name])
+    layers = arch["num_hidden_layers"]
+    config = Gemma3TextConfig(
+        **arch, layer_types=["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(layers)],
+        query_pre_attn_scalar=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+    )
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = Gemma3ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    del model
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return str(out)
+
+
+def flops_per_token(model_config, n_lora: int, context: float) -> float:
+    c = model_config
+    h, i, layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
+    per_layer = h * q + 2 * h * kv + q * h + 3 * h * i
+    n = layers * per_layer + h * c.vocab_size  # linear weights + output head
+    attention = 12 * layers * c.num_attention_heads * c.head_dim * context
+    return 4 * n + 6 * n_lora + attention
+
+
+@torch.inference_mode()
+def answer_loss(model, tokenizer, rows: list[dict], batch_size: int = 16) -> float:
+    """Mean NLL over SQL answer tokens (and the closing <end_of_turn>) of held-out rows."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        seqs, labels = [], []
+        for r in batch:
+            prompt = tokenizer.apply_chat_template([user_message(r["question"], r["context"])], tokenize=False,
+                                                   add_generation_prompt=True)
+            p = tokenizer(prompt, add_special_tokens=False).input_ids
+            a = tokenizer(r["sql"] + "<end_of_turn>", add_special_tokens=False).input_ids
+            seqs.append(p + a)
+            labels.append([-100] * len(p) + a)
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), tokenizer.pad_token_id)
+        lab = torch.full((len(seqs), width), -100)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for k, (s, l) in enumerate(zip(seqs, labels)):
+            ids[k, : len(s)], lab[k, : len(l)], mask[k, : len(s)] = torch.tensor(s), torch.tensor(l), 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        lp = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), lab[:, 1:].to(device), reduction="sum",
+                                               ignore_index=-100)
+        total += lp.item()
+        count += int((lab[:, 1:] != -100).sum())
+    return total / count
+
+
+def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
+              eval_rows: int, base: dict) -> dict:
+    from transformers import TrainerCallback
+
+    run_dir = work / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    shutil.copytree(data_run / "data", run_dir / "data")
+    values = {**base, **overrides, "model_name_or_path": model_path, "output_dir": str(run_dir)}
+    per_step = values.get("per_device_train_batch_size", 1) * values.get("gradient_accumulation_steps", 1) * values["max_length"]
+    planned = max(warmup + 2, math.ceil(tokens / per_step))
+    # Every config stops at the same number of trained tokens (packs are not always full, so steps vary); the
+    # warm-up is fixed in steps so that the step cap does not change the learning-rate schedule.
+    values["warmup_steps"] = max(1, round(0.03 * planned))
+    values["max_steps"] = 4 * planned
+    cfg = load_config(None, **values)
+    trainer, tokenizer = setup(cfg)
+
+    marks: list[tuple[float, int]] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            marks.append((time.perf_counter(), state.num_input_tokens_seen))
+            if state.num_input_tokens_seen >= tokens and len(marks) > warmup + 1:
+                control.should_training_stop = True
+
+    trainer.add_callback(Clock())
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+    (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]
+    tokens_per_s = (n1 - n0) / (t1 - t0)
+    adapter = run_dir / "adapter_bench"
+    trainer.model.save_pretrained(adapter)
+    adapter_mb = sum(p.stat().st_size for p in adapter.glob("*.safetensors")) / 2**20
+    n_lora = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
+    test = read_split(run_dir / "data" / "test.jsonl")[:eval_rows]
+    loss = answer_loss(trainer.model, tokenizer, test)
+    mean_context = values["max_length"] / 2  # causal attention over packed sequences of max_length
+    fpt = flops_per_token(trainer.model.get_base_model().config.get_text_config(), n_lora, mean_context)
+    result = {
+        "model": None, "config": name, "tokens_per_s": round(tokens_per_s, 1), "peak_gib": round(peak, 2),
+        "mfu": round(tokens_per_s * fpt / (PEAK_TFLOPS * 1e12), 4), "loss": round(loss, 4),
+        "adapter_mb": round(adapter_mb, 2), "trained_tokens": int(marks[-1][1]), "steps": len(marks),
+        "settings": overrides,
+    }
+    del trainer
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m, a model folder, or " + ", ".join(ARCHS))
+    p.add_argument("--configs", nargs="+", default=["tutorial", "gemsql"], help="any of: " + ", ".join(CONFIGS))
+    p.add_argument("--tokens", type=int, default=200_000, help="trained tokens per config (the same for all)")
+    p.add_argument("--warmup", type=int, default=3, help="steps left out of the timing")
+    p.add_argument("--rows", type=int, default=4000)
+    p.add_argument("--eval_rows", type=int, default=256)
+    p.add_argument("--set", nargs="*", default=[], help="extra overrides for every config: key=value (YAML values)")
+    p.add_argument("--work", default=None)
+    p.add_argument("--out", default="docs/benchmarks/train_throughput.json")
+    args = p.parse_args()
+
+    import yaml
+
+    base = {"dataset": "builtin", "num_rows": args.rows, "test_size": args.eval_rows, "save_strategy": "no",
+            "report_to": "none", "logging_steps": 1000}
+    base.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)})
+    work = Path(args.work or tempfile.mkdtemp(prefix="gemsql-bench-"))
+    model_path = args.model
+    if args.model in ARCHS:
+        from gemsql.model import resolve_model
+
+        model_path = build_random(args.model, work / args.model, resolve_model("gemma-3-270m"))
+    data_cfg = load_config(None, **base, model_name_or_path=model_path, output_dir=str(work / "data_run"))
+    prepare(data_cfg)
+    results = []
+    for name in args.configs:
+        try:
+            r = bench_one(model_path, name, CONFIGS[name], work / "data_run", work, args.tokens, args.warmup,
+                          args.eval_rows, base)
+        except Exception as e:  # one lever failing (a kernel missing, out of memory) must not lose the others
+            r = {"config": name, "error": f"{type(e).__name__}: {e}"[:500]}
+        r["model"] = args.model
+        r["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.is_file() else []
+    keep = [r for r in previous if (r["model"], r["config"]) not in {(x["model"], x["config"]) for x in results}]
+    out.write_text(json.dumps(keep + results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

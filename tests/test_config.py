@@ -1,0 +1,102 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gemsql.cli import main
+from gemsql.config import Config, load_config, parse_config
+from gemsql.errors import GemsqlError
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_defaults_are_the_tutorials_recipe():
+    c = Config()
+    assert (c.data.num_rows, c.data.test_size) == (12500, 2500)
+    assert (c.model.quantization, c.model.bnb_4bit_quant_type, c.model.bnb_4bit_use_double_quant) == ("4bit", "nf4", True)
+    assert (c.model.lora_r, c.model.lora_alpha, c.model.lora_dropout, c.model.lora_target_modules) == (16, 16, 0.05, "all-linear")
+    t = c.train
+    assert (t.max_length, t.packing, t.num_train_epochs) == (512, True, 3.0)
+    # the tutorial's effective batch (1 x 4 sequences of 512) in one micro-batch, without recompute
+    assert t.per_device_train_batch_size * t.gradient_accumulation_steps == 4
+    assert (t.per_device_train_batch_size, t.gradient_checkpointing) == (4, False)
+    assert (t.optim, t.learning_rate, t.lr_scheduler_type, t.warmup_steps, t.max_grad_norm) == (
+        "adamw_torch_fused", 2e-4, "constant", 0.03, 0.3)
+    assert (t.logging_steps, t.save_strategy, t.report_to, t.push_to_hub) == (10, "epoch", "tensorboard", False)
+
+
+def test_tutorial_yaml_holds_the_tutorial_values():
+    c = load_config(ROOT / "configs/gemma3-1b-tutorial.yaml")
+    assert c.data.dataset == "philschmid/gretel-synthetic-text-to-sql"
+    assert (c.data.question_column, c.data.context_column, c.data.sql_column) == ("sql_prompt", "sql_context", "sql")
+    assert c.model.model_name_or_path == "google/gemma-3-1b-pt"
+    assert c.model.stop_token_training == "full_embeddings"  # lm_head + embed_tokens saved in full
+    assert c.train.learning_rate == 2e-4 and c.train.warmup_steps == 0.03 and c.train.max_grad_norm == 0.3
+    assert c.train.num_train_epochs == 3 and c.train.gradient_accumulation_steps == 4
+    assert c.train.per_device_train_batch_size == 1 and c.train.gradient_checkpointing
+
+
+def test_quickstart_yaml_is_offline():
+    c = load_config(ROOT / "configs/quickstart.yaml")
+    assert c.data.dataset == "builtin" and c.model.model_name_or_path == "gemma-3-270m"
+
+
+def test_cli_flags_override_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"learning_rate": "1e-4", "lora_r": 8, "output_dir": "x"}))
+    c, _, rest = parse_config(["--config", str(path), "--lora_r", "32"])
+    assert c.model.lora_r == 32 and c.train.learning_rate == 1e-4 and c.train.output_dir == "x" and rest == []
+
+
+def test_saved_config_round_trips(tmp_path):
+    c = load_config(None, lora_r=4, metadata_columns=["domain"], learning_rate=3e-4)
+    c.save(tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == c
+
+
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"lora_r": 0}, "lora_r"),
+        ({"lora_r": True}, "lora_r"),
+        ({"lora_dropout": 1.5}, "lora_dropout"),
+        ({"quantization": "8bit"}, "quantization"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"num_rows": 100, "test_size": 100}, "test_size"),
+        ({"max_length": 4}, "max_length"),
+        ({"push_to_hub": True}, "hub_model_id"),
+    ],
+)
+def test_bad_values_name_their_field(tmp_path, values, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values))
+    with pytest.raises(GemsqlError) as e:
+        load_config(path)
+    assert f"field '{field}'" in str(e.value) and str(path) in str(e.value)
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("lerning_rate: 1e-4\n")
+    with pytest.raises(GemsqlError, match="lerning_rate"):
+        load_config(path)
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lora_r: -3\n")
+    assert main(["prepare", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "lora_r" in err and str(bad) in err and "Traceback" not in err
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert main(["prepare", "--no_such_flag", "1"]) == 2
+    assert "--no_such_flag" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+
+
+def test_help_shows_field_docs(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "LoRA rank" in out and "--learning_rate" in out and "Peak learning rate" in out

@@ -1,0 +1,62 @@
+"""The real embedded Gemma 3 270M: conversion from its GGUF, tokenizer checks, a forward pass."""
+
+import json
+
+import pytest
+import torch
+
+from gemsql.config import ModelConfig
+from gemsql.errors import GemsqlError
+from gemsql.model import PROBE_SQL, check_tokenizer, load_tokenizer, model_class
+
+
+def test_embedded_gguf_converts_to_a_working_model(embedded_model):
+    from transformers import AutoModelForCausalLM
+
+    assert (embedded_model / "config.json").is_file() and list(embedded_model.glob("*.safetensors"))
+    config = json.loads((embedded_model / "config.json").read_text())
+    assert config["model_type"] == "gemma3_text" and config["num_hidden_layers"] == 18
+    assert "quantization_config" not in config  # dequantized: trainable and savable
+    assert 106 in json.loads((embedded_model / "generation_config.json").read_text())["eos_token_id"]
+    tok = load_tokenizer(ModelConfig(model_name_or_path=str(embedded_model)))
+    ids = tok(PROBE_SQL).input_ids
+    assert ids[0] == tok.bos_token_id == 2
+    assert len(PROBE_SQL) / (len(ids) - 1) >= 3.0
+    assert tok.convert_tokens_to_ids("<end_of_turn>") == 106
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+    assert model_class(str(embedded_model)) is AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(embedded_model, dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        out = model(torch.tensor([ids]))
+    assert out.logits.shape == (1, len(ids), 262144)
+    # a real language model predicts SQL better than chance: the mean token loss is far below ln(262144) = 12.5
+    loss = torch.nn.functional.cross_entropy(out.logits[0, :-1].float(), torch.tensor(ids[1:]))
+    assert loss < 5.0, loss
+
+
+class _BrokenTokenizer:
+    """What transformers 5.17 built from this GGUF: no BOS and a character-level split."""
+
+    bos_token_id = 2
+    unk_token_id = 3
+
+    def __call__(self, text):
+        class Out:
+            input_ids = [ord(c) for c in text]
+
+        return Out()
+
+
+def test_a_wrong_tokenizer_is_refused():
+    with pytest.raises(GemsqlError, match="BOS"):
+        check_tokenizer(_BrokenTokenizer())
+
+
+def test_unknown_model_offline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(GemsqlError, match="cannot load model 'nobody/no-such-model'"):
+        load_tokenizer(ModelConfig(model_name_or_path="nobody/no-such-model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GemsqlError, match="no config.json"):
+        load_tokenizer(ModelConfig(model_name_or_path=str(tmp_path / "empty")))

@@ -1,0 +1,148 @@
+"""End to end on a tiny random Gemma 3: the real commands, asserting on the artifacts they write."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import tiny_config
+
+from gemsql.cli import main
+from gemsql.config import load_config
+
+
+def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
+    cfg = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1)
+    config_file = tmp_path / "tiny.yaml"
+    cfg.save(config_file)
+    assert main(["run", str(config_file)]) == 0
+    run = tmp_path / "run"
+    # prepared data
+    stats = json.loads((run / "data/stats.json").read_text())
+    # 40 rows sampled: 8 test, the rest train, except rows over max_length=256 tokens, dropped and counted
+    assert stats["test"]["rows"] == 8 and stats["train"]["rows"] > 0
+    assert stats["train"]["rows"] + stats["test"]["rows"] + stats["rows_dropped_too_long"] == 40
+    assert stats["train"]["max"] <= 256
+    # adapter: small, with the trainable turn-token rows and the resolved config beside it
+    adapter = run / "adapter"
+    adapter_config = json.loads((adapter / "adapter_config.json").read_text())
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    turn_ids = tok.convert_tokens_to_ids(["<start_of_turn>", "<end_of_turn>"])
+    assert adapter_config["trainable_token_indices"]["embed_tokens"] == turn_ids
+    assert (adapter / "adapter_model.safetensors").stat().st_size < 2_000_000
+    assert load_config(adapter / "gemsql_config.yaml") == cfg
+    assert json.loads((adapter / "train_metrics.json").read_text())["global_step"] == 2
+    # checkpoints and TensorBoard logs
+    assert sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert list((run / "checkpoints").rglob("events.out.tfevents.*"))
+    # merged model: plain safetensors that stop at <end_of_turn>
+    merged = run / "merged"
+    assert list(merged.glob("*.safetensors")) and (merged / "tokenizer.json").is_file()
+    assert turn_ids[1] in json.loads((merged / "generation_config.json").read_text())["eos_token_id"]
+    # evaluation of base and fine-tuned on the test split, and the report
+    report = json.loads((run / "report.json").read_text())
+    assert report["rows_test"] == 8 and report["rows_train"] == stats["train"]["rows"]
+    for label in ("base", "finetuned"):
+        assert set(report[label]) == {"exact_match", "valid_sql", "exec_match"}
+        preds = [json.loads(x) for x in (run / "eval" / label / "predictions.jsonl").read_text().splitlines()]
+        assert len(preds) == 8 and all("prediction" in p and p["sql"] for p in preds)
+        assert (run / "eval" / label / "verdicts.jsonl").is_file()
+    assert "| finetuned | 8 |" in (run / "report.md").read_text()
+    # no temporary leftovers anywhere
+    assert not [p for p in run.rglob("*.tmp")]
+
+
+def test_merged_model_matches_base_plus_adapter(tmp_path, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from gemsql.data import prepare
+    from gemsql.generate import load_for_generation
+    from gemsql.merge import merge
+    from gemsql.train import train
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, learning_rate=5e-3)
+    prepare(cfg)
+    result = train(cfg)
+    merged = merge(cfg)
+    plain = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    peft, tok = load_for_generation(str(tiny_model), adapter=str(result.adapter_dir), dtype=torch.float32)
+    ids = tok("SELECT name FROM employees WHERE salary > 5", return_tensors="pt").input_ids
+    with torch.no_grad():
+        a, b = plain(ids).logits, peft(ids).logits
+    # merged weights are stored in bf16, so allow bf16 rounding of the weights
+    assert torch.allclose(a, b, atol=2e-2, rtol=0), (a - b).abs().max()
+
+
+def test_training_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_model, caplog):
+    from gemsql.data import prepare
+    from gemsql.train import last_checkpoint, train
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1, max_steps=2)
+    prepare(cfg)
+    train(cfg)
+    ckpts = tmp_path / "run" / "checkpoints"
+    (ckpts / "checkpoint-2" / "trainer_state.json").unlink()  # a checkpoint cut short by a crash
+    assert last_checkpoint(cfg) == str(ckpts / "checkpoint-1")
+    cfg3 = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1, max_steps=3)
+    with caplog.at_level("INFO"):
+        result = train(cfg3)
+    assert result.steps == 3
+    assert "resuming from" in caplog.text and "checkpoint-1" in caplog.text
+    state = json.loads((ckpts / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+
+
+def test_qlora_4bit_trains_on_the_cpu(tmp_path, tiny_model):
+    from gemsql.data import prepare
+    from gemsql.model import load_model
+    from gemsql.train import train
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, quantization="4bit", max_steps=1)
+    assert type(load_model(cfg.model).model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+    prepare(cfg)
+    result = train(cfg)
+    assert result.steps == 1 and result.train_loss > 0
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+STOP_ROWS = [
+    {"sql_prompt": "How many cats?", "sql_context": "CREATE TABLE cats (id INT);", "sql": "SELECT COUNT(*) FROM cats;"},
+    {"sql_prompt": "List dog names.", "sql_context": "CREATE TABLE dogs (name TEXT);", "sql": "SELECT name FROM dogs;"},
+    {"sql_prompt": "Oldest bird?", "sql_context": "CREATE TABLE birds (age INT);", "sql": "SELECT MAX(age) FROM birds;"},
+]
+
+
+def test_a_trained_model_stops_at_end_of_turn(tmp_path, tiny_model):
+    """The model must learn to end its answer: greedy decoding stops at <end_of_turn> right after the SQL."""
+    from gemsql.data import prepare
+    from gemsql.generate import generate_sql, load_for_generation
+    from gemsql.merge import merge
+    from gemsql.train import train
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in STOP_ROWS * 12))
+    cfg = tiny_config(tmp_path / "run", tiny_model, dataset=str(data), num_rows=0, test_size=3, max_steps=120,
+                      learning_rate=1e-2, max_grad_norm=1.0, per_device_train_batch_size=4, lora_dropout=0.0,
+                      max_new_tokens=24)
+    pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS]
+    # control: the untrained model never stops within the budget, so stopping below is learned
+    base, tok = load_for_generation(str(tiny_model))
+    assert not any(g.stopped for g in generate_sql(base, tok, pairs, max_new_tokens=24, progress=False))
+    prepare(cfg)
+    train(cfg)
+    model, tok = load_for_generation(str(merge(cfg)))
+    gens = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)
+    assert all(g.stopped for g in gens), [g.raw for g in gens]
+    assert [g.sql for g in gens] == [r["sql"] for r in STOP_ROWS]
+    assert all(g.new_tokens < 24 for g in gens)
+
+
+def test_generate_command_for_one_question(tmp_path, tiny_model, capsys):
+    assert main(["generate", "--model", str(tiny_model), "--question", "How many cats?",
+                 "--schema", "CREATE TABLE cats (id INT);", "--max_new_tokens", "4"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["question"] == "How many cats?" and isinstance(line["sql"], str)
+    assert main(["generate", "--model", str(tmp_path / "nope"), "--question", "q", "--schema", "s"]) == 2

@@ -1,0 +1,86 @@
+"""The sandbox against a hostile-SQL corpus, and execution-based scoring."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gemsql.evaluate.hostile import audit, corpus
+from gemsql.evaluate.sandbox import Limits, memory_db, open_readonly, run
+from gemsql.evaluate.score import normalize_sql, score
+
+
+def test_hostile_corpus_changes_no_file_and_ends_in_time(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cases = corpus(str(tmp_path / "victim"))
+    assert len(cases) >= 200
+    assert {c for c, _ in cases} >= {"recursive_cte", "cross_join", "attach", "write", "flood", "multi_statement",
+                                    "comment", "unicode", "pragma", "extension", "vacuum_backup"}
+    result = audit(tmp_path / "work", Limits(timeout_s=0.5), slack_s=0.5)
+    assert result.summary() == {"hostile_cases": len(cases), "files_changed": 0, "over_limit": 0, "crashes": 0}, result.details
+    assert sorted(os.listdir(tmp_path / "work" / "victim")) == ["user.sqlite"]
+
+
+def test_user_database_is_read_only(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "u.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("CREATE TABLE t (a INT); INSERT INTO t VALUES (1), (2);")
+    con.close()
+    before = path.read_bytes()
+    db = open_readonly(path)
+    assert run(db, "SELECT sum(a) FROM t").rows == [(3,)]
+    for sql in ("DELETE FROM t", "INSERT INTO t VALUES (3)", "DROP TABLE t", "PRAGMA journal_mode=WAL",
+                f"ATTACH '{tmp_path}/x.db' AS x", "CREATE TABLE u (b)"):
+        assert run(db, sql).error, sql
+    db.close()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["u.sqlite"]
+
+
+def test_limits_cut_long_and_large_queries():
+    db = memory_db("CREATE TABLE t (a INT); INSERT INTO t VALUES (1);")
+    r = run(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c", Limits(max_rows=100))
+    assert r.ok and r.truncated and len(r.rows) == 100
+    r = run(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c", Limits(timeout_s=0.2))
+    assert r.error == "time limit exceeded" and r.seconds < 1.0
+    assert "too big" in run(db, "SELECT randomblob(2000000000)").error
+    assert run(db, "SELECT 1; DELETE FROM t").error
+    assert run(db, "SELECT count(*) FROM t").rows == [(1,)]
+
+
+CTX = "CREATE TABLE t (id INT, name TEXT, v REAL); INSERT INTO t VALUES (1,'a',1.5),(2,'b',2.25),(3,'c',3.0);"
+
+
+@pytest.mark.parametrize(
+    "gold, prediction, exec_match, exact",
+    [
+        ("SELECT name FROM t WHERE v > 2", "select NAME from t where v>2;", True, True),
+        ("SELECT name FROM t WHERE v > 2", "SELECT name FROM t WHERE id >= 2 ORDER BY id DESC", True, False),
+        ("SELECT name FROM t ORDER BY v DESC", "SELECT name FROM t ORDER BY v", False, False),  # order matters
+        ("SELECT name FROM t WHERE v > 2", "SELECT name FROM t WHERE v > 2 UNION ALL SELECT 'b'", False, False),
+        ("SELECT AVG(v) FROM t", "SELECT SUM(v) / 3.0 FROM t", True, False),  # floats with tolerance
+        ("SELECT COUNT(*) FROM t", "SELECT COUNT(*) FROM t WHERE 1", True, False),
+        ("DELETE FROM t WHERE v < 2", "DELETE FROM t WHERE id = 1", True, False),  # same resulting state
+        ("DELETE FROM t WHERE v < 2", "DELETE FROM t WHERE id = 2", False, False),
+        ("UPDATE t SET v = v * 2 WHERE id = 1", "UPDATE t SET v = 3.0 WHERE name = 'a'", True, False),
+        ("DELETE FROM t WHERE v < 2", "SELECT 1", False, False),
+        ("SELECT 1", "this is not sql", False, False),
+    ],
+)
+def test_score(gold, prediction, exec_match, exact):
+    v = score(CTX, gold, prediction)
+    assert (v.exec_match, v.exact_match) == (exec_match, exact), v
+
+
+def test_score_reports_broken_examples_instead_of_raising():
+    assert score(CTX, "SELECT nope FROM t", "SELECT 1").gold_error.startswith("gold fails")
+    assert score("CREATE TABL broken", "SELECT 1", "SELECT 1").gold_error.startswith("context fails")
+    assert not score(CTX, "SELECT 1", "SELECT 1; DROP TABLE t").valid
+    # gold alternatives: any one counts
+    assert score(CTX, ["SELECT 99", "SELECT COUNT(*) FROM t"], "SELECT 3").exec_match
+
+
+def test_normalize_sql():
+    assert normalize_sql("select  a from T where x='y';") == normalize_sql("SELECT a FROM T WHERE x = 'y'")
+    assert normalize_sql("not ( sql") == "not ( sql"
