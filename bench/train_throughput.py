@@ -133,7 +133,8 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     run_dir.mkdir(parents=True)
     shutil.copytree(data_run / "data", run_dir / "data")
     values = {**base, **overrides, "model_name_or_path": model_path, "output_dir": str(run_dir)}
-    per_step = values.get("per_device_train_batch_size", 1) * values.get("gradient_accumulation_steps", 1) * values["max_length"]
+    t = load_config(None, **values).train  # the defaults fill in what neither the config nor --set gives
+    per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps * t.max_length
     planned = max(warmup + 2, math.ceil(tokens / per_step))
     # Every config stops at the same number of trained tokens (packs are not always full, so steps vary); the
     # warm-up is fixed in steps so that the step cap does not change the learning-rate schedule.
@@ -165,7 +166,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     n_lora = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
     test = read_split(run_dir / "data" / "test.jsonl")[:eval_rows]
     loss = answer_loss(trainer.model, tokenizer, test)
-    mean_context = values["max_length"] / 2  # causal attention over packed sequences of max_length
+    mean_context = t.max_length / 2  # causal attention over packed sequences of max_length
     fpt = flops_per_token(trainer.model.get_base_model().config.get_text_config(), n_lora, mean_context)
     result = {
         "model": None, "config": name, "tokens_per_s": round(tokens_per_s, 1), "peak_gib": round(peak, 2),
@@ -204,7 +205,7 @@ def main() -> int:
         model_path = build_random(args.model, work / args.model, resolve_model("gemma-3-270m"))
     data_cfg = load_config(None, **base, model_name_or_path=model_path, output_dir=str(work / "data_run"))
     prepare(data_cfg)
-    results = []
+    out = Path(args.out)
     for name in args.configs:
         try:
             r = bench_one(model_path, name, CONFIGS[name], work / "data_run", work, args.tokens, args.warmup,
@@ -214,13 +215,15 @@ def main() -> int:
         r["model"] = args.model
         r["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         print(json.dumps(r), flush=True)
-        results.append(r)
-    out = Path(args.out)
+        _record(out, r)  # after every config, so a time limit never loses the finished ones
+    return 0
+
+
+def _record(out: Path, result: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(out.read_text()) if out.is_file() else []
-    keep = [r for r in previous if (r["model"], r["config"]) not in {(x["model"], x["config"]) for x in results}]
-    out.write_text(json.dumps(keep + results, indent=2) + "\n")
-    return 0
+    keep = [r for r in previous if (r["model"], r["config"]) != (result["model"], result["config"])]
+    out.write_text(json.dumps(keep + [result], indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -128,14 +128,16 @@ def test_a_trained_model_stops_at_end_of_turn(tmp_path, tiny_model):
                       learning_rate=1e-2, max_grad_norm=1.0, per_device_train_batch_size=4, lora_dropout=0.0,
                       max_new_tokens=24)
     pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS]
-    # control: the untrained model never stops within the budget, so stopping below is learned
+    # control: the untrained model never ends its turn within the budget, so ending it below is learned
     base, tok = load_for_generation(str(tiny_model))
-    assert not any(g.stopped for g in generate_sql(base, tok, pairs, max_new_tokens=24, progress=False))
+    control = generate_sql(base, tok, pairs, max_new_tokens=24, stop_at_statement_end=False, progress=False)
+    assert [g.stop_reason for g in control] == ["length"] * 3
     prepare(cfg)
     train(cfg)
     model, tok = load_for_generation(str(merge(cfg)))
-    gens = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)
-    assert all(g.stopped for g in gens), [g.raw for g in gens]
+    # without the statement cut, so that what ends each answer is the model's own <end_of_turn>
+    gens = generate_sql(model, tok, pairs, max_new_tokens=24, stop_at_statement_end=False, progress=False)
+    assert [g.stop_reason for g in gens] == ["<end_of_turn>"] * 3, [g.raw for g in gens]
     assert [g.sql for g in gens] == [r["sql"] for r in STOP_ROWS]
     assert all(g.new_tokens < 24 for g in gens)
 
@@ -145,4 +147,24 @@ def test_generate_command_for_one_question(tmp_path, tiny_model, capsys):
                  "--schema", "CREATE TABLE cats (id INT);", "--max_new_tokens", "4"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["question"] == "How many cats?" and isinstance(line["sql"], str)
+    assert line["stop_reason"] in ("<end_of_turn>", "<eos>", "statement", "length")
     assert main(["generate", "--model", str(tmp_path / "nope"), "--question", "q", "--schema", "s"]) == 2
+
+
+def test_generation_stops_at_the_end_of_one_statement(tiny_model):
+    """A row whose answer is a complete statement stops there, even without <end_of_turn>."""
+    from transformers import AutoTokenizer
+
+    from gemsql.generate import StatementEnd
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = tok("<bos>question", add_special_tokens=False).input_ids
+    rows = [prompt + tok(text, add_special_tokens=False).input_ids for text in
+            ("SELECT name FROM dogs;", "SELECT ';' FROM dogs", "SELECT name FROM dogs WHERE name = 'a;")]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])  # right-padded only for this check
+    done = StatementEnd(tok, len(prompt))(ids[:, : len(rows[0])], None)
+    assert done.tolist()[0] is True
+    # a ';' inside a string literal, closed or still open, ends nothing
+    for k in (1, 2):
+        assert StatementEnd(tok, len(prompt))(torch.tensor([rows[k]]), None).tolist() == [False]

@@ -168,12 +168,13 @@ def _generate(cfg, a: GenerateArgs) -> None:
     else:
         raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,
-                    max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size)
+                    max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
+                 stop_at_statement_end=cfg.generate.stop_at_statement_end)
     if a.output:
         print(f"wrote {len(gens)} predictions to {a.output}")
     else:
         for (q, _), g in zip(pairs, gens):
-            print(json.dumps({"question": q, "sql": g.sql, "stopped": g.stopped}, ensure_ascii=False))
+            print(json.dumps({"question": q, "sql": g.sql, "stop_reason": g.stop_reason}, ensure_ascii=False))
 
 
 def _setup_logging() -> None:

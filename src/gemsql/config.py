@@ -195,6 +195,11 @@ class GenerateConfig:
     eval_rows: int = field(
         default=0, metadata={"help": "Score only the first N test rows in `gemsql run` (0: all of them)."}
     )
+    stop_at_statement_end: bool = field(
+        default=True,
+        metadata={"help": "End an answer once it is one complete SQL statement, even before <end_of_turn>: one "
+                  "rambling row no longer keeps its whole batch decoding to max_new_tokens."},
+    )
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteriaList
 
 from gemsql.data.prompt import user_message
 from gemsql.errors import GemsqlError
@@ -25,7 +27,12 @@ class Generation:
     sql: str
     raw: str
     new_tokens: int
-    stopped: bool  # ended with a stop token rather than max_new_tokens
+    stop_reason: str  # "<end_of_turn>" or "<eos>" (the model ended its turn), "statement" (one complete SQL
+    # statement, then cut), or "length" (max_new_tokens reached)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_reason != "length"
 
 
 def load_for_generation(model_path: str, adapter: str | None = None, dtype: torch.dtype | None = None):
@@ -69,9 +76,38 @@ def extract_sql(text: str) -> str:
     return text.strip()
 
 
+class StatementEnd:
+    """Stopping criterion: a row is done once its answer is one complete SQL statement.
+
+    A batch decodes until its slowest row stops, so one answer that never emits <end_of_turn> used to keep
+    every row of its batch decoding to max_new_tokens. Only rows whose last token holds a ';' are decoded
+    and checked (sqlite3.complete_statement respects quotes and comments).
+    """
+
+    _semicolons: dict[int, torch.Tensor] = {}
+
+    def __init__(self, tokenizer, prompt_width: int):
+        self.tokenizer, self.start = tokenizer, prompt_width
+        key = id(tokenizer)
+        if key not in self._semicolons:
+            self._semicolons[key] = torch.tensor([i for t, i in tokenizer.get_vocab().items() if ";" in t])
+        self.ids = self._semicolons[key]
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if input_ids.shape[1] <= self.start:
+            return done
+        hits = torch.isin(input_ids[:, -1], self.ids.to(input_ids.device)).nonzero().flatten().tolist()
+        for row in hits:
+            text = self.tokenizer.decode(input_ids[row, self.start :], skip_special_tokens=True)
+            done[row] = sqlite3.complete_statement(text)
+        return done
+
+
 @torch.inference_mode()
 def generate_sql(
-    model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16, progress: bool = True
+    model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16,
+    stop_at_statement_end: bool = True, progress: bool = True,
 ) -> list[Generation]:
     """Greedy SQL for each (question, context) pair, in input order."""
     from gemsql.model import stop_token_ids
@@ -101,14 +137,21 @@ def generate_sql(
             do_sample=False,
             eos_token_id=stops,
             pad_token_id=pad,
+            stopping_criteria=StoppingCriteriaList([StatementEnd(tokenizer, width)] if stop_at_statement_end else []),
         )
         for row, i in enumerate(batch):
             new = out[row, width:].tolist()
-            stopped = any(t in stops for t in new)
-            if stopped:
-                new = new[: min(new.index(s) for s in stops if s in new)]
+            ended = sorted((new.index(t), t) for t in stops if t in new)
+            if ended:
+                new = new[: ended[0][0]]
+            while new and new[-1] == pad:  # rows that finished early are padded to the batch's length
+                new.pop()
             raw = tokenizer.decode(new, skip_special_tokens=True)
-            results[i] = Generation(extract_sql(raw), raw, len(new), stopped)
+            if ended:
+                reason = tokenizer.convert_ids_to_tokens(ended[0][1])
+            else:
+                reason = "statement" if sqlite3.complete_statement(raw) else "length"
+            results[i] = Generation(extract_sql(raw), raw, len(new), reason)
         if progress:
             done = sum(len(x) for x in batches[:b])
             log.info("generated %d/%d (%.1f examples/s)", done, len(prompts), done / (time.perf_counter() - started))
@@ -124,18 +167,21 @@ def generate(
     extra: list[dict] | None = None,
     max_new_tokens: int = 256,
     batch_size: int = 16,
+    stop_at_statement_end: bool = True,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing)."""
     from gemsql.files import write_jsonl
 
     m, tok = load_for_generation(model, adapter)
-    gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                        stop_at_statement_end=stop_at_statement_end)
     if output is not None:
         extra = extra or [{} for _ in pairs]
         write_jsonl(
             output,
             (
-                {**x, "question": q, "context": c, "prediction": g.sql, "raw": g.raw, "stopped": g.stopped, "new_tokens": g.new_tokens}
+                {**x, "question": q, "context": c, "prediction": g.sql, "raw": g.raw, "stop_reason": g.stop_reason,
+                 "new_tokens": g.new_tokens}
                 for (q, c), g, x in zip(pairs, gens, extra)
             ),
         )

@@ -35,7 +35,8 @@ def run(cfg: Config) -> dict:
     for label, model in (("base", resolve_model(cfg.model.model_name_or_path)), ("finetuned", str(merged))):
         out = cfg.run_dir / "eval" / label
         generate(model, pairs=pairs, output=out / "predictions.jsonl", extra=test,
-                 max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size)
+                 max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
+                 stop_at_statement_end=cfg.generate.stop_at_statement_end)
         results[label] = evaluate(out / "predictions.jsonl", out, label=label)
     report = {
         "minutes": round((time.perf_counter() - started) / 60, 2),
