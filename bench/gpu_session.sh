@@ -3,11 +3,7 @@
 # Run detached on the GPU machine after staging (../shared/device/README.md), from a copy of the repo:
 #   setsid nohup bash bench/gpu_session.sh /root/work > /root/work/job.log 2>&1 &
 set -uo pipefail
-WORK=${1:-/root/work}
-OUT=$WORK/out
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD/src:/root/site GEMMA_GGUF=${GEMMA_GGUF:-/root/models/gemma-3-270m-q4_k_m.gguf}
-export GEMSQL_CACHE=$WORK/cache HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 step() { echo "=== $(date +%T) $*"; }
 
 step environment
@@ -21,10 +17,6 @@ ids = t(PROBE_SQL).input_ids
 print('tokenizer: %d tokens, %.2f chars/token, BOS first: %s' % (len(ids), len(PROBE_SQL) / (len(ids) - 1), ids[0] == t.bos_token_id))
 "
 
-step "train throughput, Gemma 3 270M: the tutorial, each lever, gemsql's default"
-python3 bench/train_throughput.py --model gemma-3-270m --tokens 120000 --work "$WORK/tt" --out "$OUT/train_throughput.json" \
-  --configs tutorial +sdpa +bfd_padding_free +turn_tokens_answer_loss +no_recompute +microbatch_4x1 +liger gemsql gemsql_mb1x4
-
 step "gemsql run on the built-in set (QLoRA, one epoch)"
 python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin-gpu" && cp "$WORK/builtin-gpu/report.json" "$OUT/builtin_gpu_report.json"
 
@@ -32,9 +24,6 @@ step "eval throughput"
 python3 bench/eval_throughput.py --model "$WORK/builtin-gpu/merged" --rows 1000 --baseline_rows 200 --batch_size 128 \
   --out "$OUT/eval.json"
 
-step "train throughput, random-init Gemma 3 1B and 4B"
-python3 bench/train_throughput.py --model gemma-3-1b-random --tokens 80000 --work "$WORK/tt1b" --out "$OUT/train_throughput.json" \
-  --configs tutorial gemsql gemsql_mb1x4
-python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 60000 --work "$WORK/tt4b" --out "$OUT/train_throughput.json" \
-  --configs tutorial gemsql gemsql_mb1x4
+step "train throughput: 270M levers, then random-init 1B and 4B"
+bash bench/gpu_throughput.sh "$WORK"
 step done

@@ -60,3 +60,13 @@ def test_unknown_model_offline_is_a_clear_error(monkeypatch, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GemsqlError, match="no config.json"):
         load_tokenizer(ModelConfig(model_name_or_path=str(tmp_path / "empty")))
+
+
+def test_model_class_follows_the_architecture(tmp_path):
+    """Gemma 3 270M/1B are causal LMs; 4B and larger checkpoints carry a vision tower (image-text class)."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, Gemma3Config, Gemma3TextConfig
+
+    Gemma3TextConfig(hidden_size=64, num_hidden_layers=1).save_pretrained(tmp_path / "text")
+    Gemma3Config(text_config={"hidden_size": 64, "num_hidden_layers": 1}).save_pretrained(tmp_path / "multimodal")
+    assert model_class(str(tmp_path / "text")) is AutoModelForCausalLM
+    assert model_class(str(tmp_path / "multimodal")) is AutoModelForImageTextToText

@@ -51,6 +51,14 @@ def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
         assert len(preds) == 8 and all("prediction" in p and p["sql"] for p in preds)
         assert (run / "eval" / label / "verdicts.jsonl").is_file()
     assert "| finetuned | 8 |" in (run / "report.md").read_text()
+    # one self-contained HTML page per evaluation, and base vs fine-tuned side by side with the flips
+    html = (run / "comparison.html").read_text()
+    assert html.startswith("<!doctype html>") and "<svg" in html and "<script" not in html and "http" not in html
+    comparison = json.loads((run / "comparison.json").read_text())
+    assert comparison["common_examples"] == 8 and comparison["fixed"] + comparison["broken"] == len(comparison["flipped"])
+    assert (run / "eval" / "finetuned" / "report.html").is_file()
+    assert main(["eval", "--compare", str(run / "eval" / "base"), str(run), "--eval_output", str(tmp_path / "cmp")]) == 0
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["common_examples"] == 8
     # no temporary leftovers anywhere
     assert not [p for p in run.rglob("*.tmp")]
 
@@ -115,31 +123,65 @@ STOP_ROWS = [
 ]
 
 
-def test_a_trained_model_stops_at_end_of_turn(tmp_path, tiny_model):
-    """The model must learn to end its answer: greedy decoding stops at <end_of_turn> right after the SQL."""
+@pytest.fixture(scope="module")
+def stop_trained(tmp_path_factory, tiny_model):
+    """The tiny model trained to memorize STOP_ROWS: (merged model folder, adapter folder)."""
     from gemsql.data import prepare
-    from gemsql.generate import generate_sql, load_for_generation
     from gemsql.merge import merge
     from gemsql.train import train
 
-    data = tmp_path / "rows.jsonl"
+    tmp = tmp_path_factory.mktemp("stop")
+    data = tmp / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in STOP_ROWS * 12))
-    cfg = tiny_config(tmp_path / "run", tiny_model, dataset=str(data), num_rows=0, test_size=3, max_steps=120,
+    cfg = tiny_config(tmp / "run", tiny_model, dataset=str(data), num_rows=0, test_size=3, max_steps=120,
                       learning_rate=1e-2, max_grad_norm=1.0, per_device_train_batch_size=4, lora_dropout=0.0,
                       max_new_tokens=24)
+    prepare(cfg)
+    result = train(cfg)
+    return merge(cfg), result.adapter_dir
+
+
+def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):
+    """The model must learn to end its answer: greedy decoding stops at <end_of_turn> right after the SQL."""
+    from gemsql.generate import generate_sql, load_for_generation
+
+    merged, adapter = stop_trained
     pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS]
     # control: the untrained model never ends its turn within the budget, so ending it below is learned
     base, tok = load_for_generation(str(tiny_model))
     control = generate_sql(base, tok, pairs, max_new_tokens=24, stop_at_statement_end=False, progress=False)
     assert [g.stop_reason for g in control] == ["length"] * 3
-    prepare(cfg)
-    train(cfg)
-    model, tok = load_for_generation(str(merge(cfg)))
+    model, tok = load_for_generation(str(merged))
     # without the statement cut, so that what ends each answer is the model's own <end_of_turn>
     gens = generate_sql(model, tok, pairs, max_new_tokens=24, stop_at_statement_end=False, progress=False)
     assert [g.stop_reason for g in gens] == ["<end_of_turn>"] * 3, [g.raw for g in gens]
     assert [g.sql for g in gens] == [r["sql"] for r in STOP_ROWS]
     assert all(g.new_tokens < 24 for g in gens)
+    # the merged model gives the same greedy SQL as the base with the adapter on top
+    unmerged, tok = load_for_generation(str(tiny_model), adapter=str(adapter))
+    same = generate_sql(unmerged, tok, pairs, max_new_tokens=24, stop_at_statement_end=False, progress=False)
+    assert [g.sql for g in same] == [g.sql for g in gens]
+
+
+def test_ask_runs_the_answer_read_only_on_a_users_database(tmp_path, stop_trained, capsys):
+    import sqlite3
+
+    from gemsql.ask import ask
+
+    merged, _ = stop_trained
+    db = tmp_path / "pets.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE cats (id INT)")  # empty: the schema the model sees is exactly its training prompt
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    answer = ask(str(merged), "How many cats?", db=db, dialect="postgres")
+    assert answer.sql == "SELECT COUNT(*) FROM cats;" and answer.refused is None
+    assert answer.result.rows == [(0,)] and answer.transpiled == "SELECT COUNT(*) FROM cats"
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["pets.sqlite"]
+    assert main(["ask", "--model", str(merged), "--db", str(db), "How many cats?"]) == 0
+    out = capsys.readouterr().out
+    assert "SELECT COUNT(*) FROM cats;" in out and "1 row(s) shown" in out
 
 
 def test_generate_command_for_one_question(tmp_path, tiny_model, capsys):

@@ -44,12 +44,25 @@ class EvalArgs:
     )
 
 
+@dataclass
+class AskArgs:
+    model: str | None = field(default=None, metadata={"help": "Model folder (default: RUN/merged)."})
+    db: str | None = field(default=None, metadata={"help": "SQLite database file, opened read-only."})
+    schema: str | None = field(default=None, metadata={"help": "Instead of --db: a schema (CREATE TABLE text or a file)."})
+    dialect: str | None = field(
+        default=None, metadata={"help": "Also show the SQL in this dialect (sqlglot): postgres, mysql, bigquery, ..."}
+    )
+    query_timeout_s: float = field(default=5.0, metadata={"help": "Wall-clock limit for running the SQL."})
+    max_rows: int = field(default=1000, metadata={"help": "Most result rows fetched."})
+
+
 COMMANDS = {
     "prepare": ("Read, convert, sample and split the dataset into RUN/data.", ()),
     "train": ("QLoRA fine-tune; the adapter lands in RUN/adapter (resumes from RUN/checkpoints).", ()),
     "merge": ("Merge the adapter into the full-precision base; saves RUN/merged.", (MergeArgs,)),
     "generate": ("Generate SQL for questions + schemas with a merged (or base + adapter) model.", (GenerateArgs,)),
     "eval": ("Score a predictions file by executing gold and predicted SQL.", (EvalArgs,)),
+    "ask": ("Ask your own SQLite database a question: SQL from the model, run read-only.", (AskArgs,)),
     "run": ("The whole pipeline: prepare, train, merge, generate on the test split, evaluate base vs fine-tuned.", ()),
 }
 
@@ -91,6 +104,9 @@ def _dispatch(command: str, args: list[str]) -> int:
 
     description, extra = COMMANDS[command]
     cfg, extras, rest = parse_config(args, prog=f"gemsql {command}", extra=extra, description=description)
+    rest_question = None
+    if command == "ask" and rest and not rest[0].startswith("-"):
+        rest_question, rest = rest[0], rest[1:]  # `gemsql ask --db x.sqlite "question"`
     if rest:
         raise GemsqlError(f"unknown argument(s): {' '.join(rest)} (see gemsql {command} --help)")
     if command == "prepare":
@@ -130,6 +146,8 @@ def _dispatch(command: str, args: list[str]) -> int:
         m = evaluate(a.predictions, out)
         print(f"execution accuracy {m['exec_match']:.1%}, exact match {m['exact_match']:.1%}, "
               f"valid SQL {m['valid']:.1%} on {m['examples']} examples; report in {out}")
+    elif command == "ask":
+        _ask(cfg, extras[0], rest_question)
     elif command == "run":
         from gemsql.pipeline import run
 
@@ -175,6 +193,22 @@ def _generate(cfg, a: GenerateArgs) -> None:
     else:
         for (q, _), g in zip(pairs, gens):
             print(json.dumps({"question": q, "sql": g.sql, "stop_reason": g.stop_reason}, ensure_ascii=False))
+
+
+def _ask(cfg, a: AskArgs, question: str | None) -> None:
+    from gemsql.ask import ask, print_answer
+    from gemsql.evaluate.sandbox import Limits
+    from gemsql.merge import merged_dir
+
+    if not question:
+        raise GemsqlError('give the question as the last argument: gemsql ask --db FILE "question"')
+    schema = a.schema
+    if schema and Path(schema).is_file():
+        schema = Path(schema).read_text(encoding="utf-8")
+    answer = ask(a.model or str(merged_dir(cfg)), question, db=a.db, schema=schema, dialect=a.dialect,
+                 max_new_tokens=cfg.generate.max_new_tokens,
+                 limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
+    print_answer(answer)
 
 
 def _setup_logging() -> None:

@@ -60,6 +60,15 @@ def peft_config(cfg: Config, tokenizer):
     )
 
 
+# Training fields that SFTConfig takes under the same name and meaning.
+SAME_NAME_IN_TRL = (
+    "seed", "max_length", "packing", "packing_strategy", "padding_free", "num_train_epochs", "max_steps",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "learning_rate",
+    "lr_scheduler_type", "warmup_steps", "max_grad_norm", "logging_steps", "save_strategy", "save_steps",
+    "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "use_liger_kernel", "torch_compile",
+)
+
+
 def sft_config(cfg: Config, output_dir: Path):
     """Map gemsql's training section onto TRL's SFTConfig (names are the same where TRL has them)."""
     import torch
@@ -75,31 +84,9 @@ def sft_config(cfg: Config, output_dir: Path):
         optim = "adamw_torch"
     return SFTConfig(
         output_dir=str(output_dir),
-        seed=t.seed,
-        max_length=t.max_length,
-        packing=t.packing,
-        packing_strategy=t.packing_strategy,
-        padding_free=t.padding_free,
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        gradient_checkpointing=t.gradient_checkpointing,
+        **{name: getattr(t, name) for name in SAME_NAME_IN_TRL},
         optim=optim,
-        learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_steps,
-        max_grad_norm=t.max_grad_norm,
-        logging_steps=t.logging_steps,
-        save_strategy=t.save_strategy,
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
         report_to=[] if t.report_to == "none" else [t.report_to],
-        push_to_hub=t.push_to_hub,
-        hub_model_id=t.hub_model_id,
-        assistant_only_loss=t.assistant_only_loss,
-        use_liger_kernel=t.use_liger_kernel,
-        torch_compile=t.torch_compile,
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         use_cpu=not torch.cuda.is_available(),

@@ -1,0 +1,150 @@
+"""`gemsql ask`: a question to your own SQLite database, answered with SQL the model writes.
+
+The schema the model sees is read from the database itself (CREATE statements plus a few sample
+rows per table, fewer as needed to fit the model's prompt budget). The SQL it writes must parse as
+one read-only statement (sqlglot), then runs read-only in the sandbox with time and row limits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from gemsql.errors import GemsqlError
+from gemsql.evaluate.sandbox import Limits, Result, open_readonly, run
+
+READ_ONLY = (exp.Query, exp.Values)
+
+
+@dataclass
+class Answer:
+    question: str
+    sql: str
+    result: Result | None = None
+    transpiled: str | None = None
+    refused: str | None = None  # why the SQL was not run
+    schema_rows: int = 0  # sample rows per table that fitted the prompt
+    extra: dict = field(default_factory=dict)
+
+
+def read_schema(con: sqlite3.Connection, sample_rows: int = 3) -> str:
+    """CREATE statements of every table and view, each table followed by up to `sample_rows` INSERTs."""
+    parts = []
+    objects = con.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name"
+    ).fetchall()
+    for kind, name, ddl in objects:
+        parts.append(ddl.strip().rstrip(";") + ";")
+        if kind != "table" or sample_rows <= 0:
+            continue
+        quoted = '"' + name.replace('"', '""') + '"'
+        rows = con.execute(f"SELECT * FROM {quoted} LIMIT {int(sample_rows)}").fetchall()
+        if rows:
+            values = ", ".join("(" + ", ".join(_literal(v) for v in r) + ")" for r in rows)
+            parts.append(f"INSERT INTO {quoted} VALUES {values};")
+    return "\n".join(parts)
+
+
+def _literal(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, (bytes, bytearray)):
+        return "X'" + bytes(v[:32]).hex() + "'"
+    if isinstance(v, str):
+        v = v if len(v) <= 80 else v[:77] + "..."
+        return "'" + v.replace("'", "''") + "'"
+    return repr(v)
+
+
+def fit_schema(con: sqlite3.Connection, tokenizer, budget_tokens: int) -> tuple[str, int]:
+    """The richest schema (3, 1, then 0 sample rows per table) that fits `budget_tokens`."""
+    for rows in (3, 1, 0):
+        schema = read_schema(con, rows)
+        if len(tokenizer(schema, add_special_tokens=False).input_ids) <= budget_tokens:
+            return schema, rows
+    raise GemsqlError(f"the database schema alone is longer than the prompt budget ({budget_tokens} tokens)")
+
+
+def check_read_only(sql: str) -> str | None:
+    """Why `sql` must not run, or None: it must parse as exactly one SELECT/WITH/VALUES statement."""
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as e:
+        return f"not valid SQL: {str(e).splitlines()[0]}"
+    if len(trees) != 1:
+        return f"expected one statement, got {len(trees)}"
+    if not isinstance(trees[0], READ_ONLY):
+        return f"only read-only queries run here, not {trees[0].key.upper()}"
+    return None
+
+
+def ask(
+    model: str,
+    question: str,
+    *,
+    db: str | Path | None = None,
+    schema: str | None = None,
+    dialect: str | None = None,
+    max_new_tokens: int = 256,
+    prompt_budget: int = 3072,
+    limits: Limits = Limits(),
+) -> Answer:
+    """Answer one question: generate SQL for the database (or a given schema) and, with a database, run it."""
+    from gemsql.generate import generate_sql, load_for_generation
+
+    if not question.strip():
+        raise GemsqlError("the question is empty")
+    if (db is None) == (schema is None):
+        raise GemsqlError("give a database (--db) or a schema (--schema), one of them")
+    m, tok = load_for_generation(model)
+    con = None
+    rows_in_prompt = 0
+    if db is not None:
+        try:
+            con = open_readonly(db, limits)
+        except (FileNotFoundError, sqlite3.Error) as e:
+            raise GemsqlError(f"cannot open the database read-only: {e}", file=str(db)) from None
+        schema, rows_in_prompt = fit_schema(con, tok, prompt_budget)
+    try:
+        (gen,) = generate_sql(m, tok, [(question, schema)], max_new_tokens=max_new_tokens, progress=False)
+        answer = Answer(question, gen.sql, schema_rows=rows_in_prompt)
+        answer.refused = check_read_only(gen.sql)
+        if dialect and not answer.refused:
+            answer.transpiled = sqlglot.transpile(gen.sql, read="sqlite", write=dialect)[0]
+        if con is not None and not answer.refused:
+            answer.result = run(con, gen.sql, limits)
+        return answer
+    finally:
+        if con is not None:
+            con.close()
+
+
+def print_answer(answer: Answer, max_rows: int = 50) -> None:
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    console = Console()
+    console.print(Syntax(answer.sql or "(no SQL)", "sql", word_wrap=True))
+    if answer.transpiled:
+        console.print(Syntax(answer.transpiled, "sql", word_wrap=True))
+    if answer.refused:
+        console.print(f"[yellow]not run: {answer.refused}[/yellow]")
+        return
+    r = answer.result
+    if r is None:
+        return
+    if r.error:
+        console.print(f"[red]error: {r.error}[/red]")
+        return
+    table = Table(*r.columns) if r.columns else Table("(no columns)")
+    for row in r.rows[:max_rows]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+    more = " (more rows exist)" if r.truncated or len(r.rows) > max_rows else ""
+    console.print(f"{min(len(r.rows), max_rows)} row(s) shown{more}, {r.seconds * 1000:.0f} ms")
