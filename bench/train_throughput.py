@@ -30,7 +30,7 @@ import torch
 
 from gemsql.config import load_config
 from gemsql.data import prepare
-from gemsql.data.prepare import read_split
+from gemsql.files import read_jsonl
 from gemsql.data.prompt import user_message
 from gemsql.train import setup
 
@@ -164,7 +164,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     trainer.model.save_pretrained(adapter)
     adapter_mb = sum(p.stat().st_size for p in adapter.glob("*.safetensors")) / 2**20
     n_lora = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
-    test = read_split(run_dir / "data" / "test.jsonl")[:eval_rows]
+    test = read_jsonl(run_dir / "data" / "test.jsonl")[:eval_rows]
     loss = answer_loss(trainer.model, tokenizer, test)
     mean_context = t.max_length / 2  # causal attention over packed sequences of max_length
     fpt = flops_per_token(trainer.model.get_base_model().config.get_text_config(), n_lora, mean_context)

@@ -210,3 +210,22 @@ def test_generation_stops_at_the_end_of_one_statement(tiny_model):
     # a ';' inside a string literal, closed or still open, ends nothing
     for k in (1, 2):
         assert StatementEnd(tok, len(prompt))(torch.tensor([rows[k]]), None).tolist() == [False]
+
+
+def test_generate_command_for_a_file(tmp_path, tiny_model):
+    from gemsql.files import read_jsonl
+
+    questions = tmp_path / "questions.csv"
+    questions.write_text("sql_prompt,sql_context\nHow many cats?,CREATE TABLE cats (id INT);\nList dogs.,CREATE TABLE dogs (name TEXT);\n")
+    out = tmp_path / "predictions.jsonl"
+    assert main(["generate", "--model", str(tiny_model), "--input", str(questions), "--output", str(out),
+                 "--max_new_tokens", "4"]) == 0
+    preds = read_jsonl(out)
+    assert [p["question"] for p in preds] == ["How many cats?", "List dogs."] and all(p["sql"] is None for p in preds)
+    # with gold SQL in the file, it is kept beside each prediction for `gemsql eval`
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"sql_prompt": "How many cats?", "sql_context": "CREATE TABLE cats (id INT);",
+                                "sql": "SELECT COUNT(*) FROM cats;"}) + "\n")
+    assert main(["generate", "--model", str(tiny_model), "--input", str(gold), "--output", str(out),
+                 "--max_new_tokens", "4"]) == 0
+    assert read_jsonl(out)[0]["sql"] == "SELECT COUNT(*) FROM cats;"

@@ -175,14 +175,10 @@ def _generate(cfg, a: GenerateArgs) -> None:
     elif a.input:
         import dataclasses
 
-        # Rows to generate for need no gold SQL; the sql column is kept when present (for `gemsql eval`).
-        data = dataclasses.replace(cfg.data, dataset=a.input)
-        rows = load_rows(dataclasses.replace(data, sql_column=data.question_column), seed=cfg.train.seed)
-        from gemsql.files import read_jsonl
-
-        raw = read_jsonl(a.input) if a.input.endswith(".jsonl") else [{} for _ in rows]
+        # Rows to generate for need no gold SQL; where the file has it, it is kept for `gemsql eval`.
+        rows = load_rows(dataclasses.replace(cfg.data, dataset=a.input), seed=cfg.train.seed, require_sql=False)
         pairs = [(r.question, r.context) for r in rows]
-        extra = [{"id": r.id, "sql": x.get(cfg.data.sql_column), "metadata": r.metadata} for r, x in zip(rows, raw)]
+        extra = [{"id": r.id, "sql": r.sql or None, "metadata": r.metadata} for r in rows]
     else:
         raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,

@@ -334,7 +334,3 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
     names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
     raise GemsqlError(f"expected {names}, got {value!r}", field=key)
-
-
-def dump_help(stream=sys.stdout) -> None:  # pragma: no cover - convenience for docs
-    make_parser("gemsql").print_help(stream)

@@ -37,22 +37,13 @@ class Generation:
 
 def load_for_generation(model_path: str, adapter: str | None = None, dtype: torch.dtype | None = None):
     """A model folder (merged or base), optionally with a LoRA adapter on top, and its tokenizer."""
-    from transformers import AutoTokenizer
-
-    from gemsql.model import _hub_error, check_tokenizer, model_class, resolve_model
+    from gemsql.config import ModelConfig
+    from gemsql.model import compute_dtype, load_tokenizer, model_class, resolve_model
 
     model_path = resolve_model(model_path)
-    if dtype is None:
-        dtype = torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] >= 8 else torch.float16
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(adapter or model_path)
-    except (OSError, ValueError) as e:
-        raise _hub_error(adapter or model_path, e) from None
-    if not tokenizer.chat_template:
-        from trl.chat_template_utils import gemma3_chat_template
-
-        tokenizer.chat_template = gemma3_chat_template
-    check_tokenizer(tokenizer, source=model_path)
+    cfg = ModelConfig(model_name_or_path=model_path)
+    tokenizer = load_tokenizer(cfg, path=adapter or model_path)
+    dtype = dtype or compute_dtype(cfg)
     device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else None
     model = model_class(model_path).from_pretrained(model_path, dtype=dtype, device_map=device_map)
     if adapter:

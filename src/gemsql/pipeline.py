@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def run(cfg: Config) -> dict:
     """The whole pipeline; returns (and writes to run_dir/report.json) the headline figures."""
     from gemsql.data import prepare
-    from gemsql.data.prepare import read_split
+    from gemsql.files import read_jsonl
     from gemsql.evaluate import compare, evaluate
     from gemsql.evaluate.report import markdown
     from gemsql.generate import generate
@@ -27,7 +27,7 @@ def run(cfg: Config) -> dict:
     prepared = prepare(cfg)
     train(cfg)
     merged = merge(cfg)
-    test = read_split(prepared.test)
+    test = read_jsonl(prepared.test)
     if cfg.generate.eval_rows:
         test = test[: cfg.generate.eval_rows]
     pairs = [(r["question"], r["context"]) for r in test]

@@ -101,11 +101,12 @@ def setup(cfg: Config):
     from peft import get_peft_model
     from trl import SFTTrainer
 
-    from gemsql.data.prepare import load_prepared, read_split
+    from gemsql.data.prepare import load_prepared
+    from gemsql.files import read_jsonl
     from gemsql.model import load_model, load_tokenizer
 
     prepared = load_prepared(cfg)
-    rows = [{"messages": r["messages"]} for r in read_split(prepared.train)]
+    rows = [{"messages": r["messages"]} for r in read_jsonl(prepared.train)]
     if not rows:
         raise GemsqlError("the training split is empty", file=str(prepared.train))
     tokenizer = load_tokenizer(cfg.model)

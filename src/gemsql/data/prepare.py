@@ -80,10 +80,6 @@ def load_prepared(cfg: Config) -> Prepared:
     return Prepared(out, out / "train.jsonl", out / "test.jsonl", json.loads((out / "stats.json").read_text()))
 
 
-def read_split(path: Path) -> list[dict]:
-    return read_jsonl(path)
-
-
 def _record(r: Row) -> dict:
     return {"messages": to_messages(r.question, r.context, r.sql), **asdict(r)}
 

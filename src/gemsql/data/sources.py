@@ -26,8 +26,12 @@ class Row:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def load_rows(cfg: DataConfig, *, seed: int, builtin_rows: int | None = None) -> list[Row]:
-    """All rows of the configured source, validated. The built-in set is generated with `seed`."""
+def load_rows(cfg: DataConfig, *, seed: int, builtin_rows: int | None = None, require_sql: bool = True) -> list[Row]:
+    """All rows of the configured source, validated. The built-in set is generated with `seed`.
+
+    With `require_sql=False` (questions to generate for) the SQL column may be absent or empty; `Row.sql`
+    is then "" where no gold SQL is given.
+    """
     if cfg.dataset == "builtin":
         from gemsql.data.builtin import generate
 
@@ -37,7 +41,7 @@ def load_rows(cfg: DataConfig, *, seed: int, builtin_rows: int | None = None) ->
         records, origin = _read_local(path), str(path)
     else:
         records, origin = _read_hub(cfg), f"hub:{cfg.dataset}"
-    return _validate(records, cfg, origin)
+    return _validate(records, cfg, origin, require_sql)
 
 
 def _read_local(path: Path) -> list[dict]:
@@ -78,13 +82,13 @@ def _read_hub(cfg: DataConfig) -> list[dict]:
     return ds.to_list()
 
 
-def _validate(records: list[dict], cfg: DataConfig, origin: str) -> list[Row]:
+def _validate(records: list[dict], cfg: DataConfig, origin: str, require_sql: bool = True) -> list[Row]:
     if not records:
         raise GemsqlError("the dataset has no rows", file=origin)
     required = {"question": cfg.question_column, "context": cfg.context_column, "sql": cfg.sql_column}
     first = records[0]
-    for column in required.values():
-        if column not in first:
+    for key, column in required.items():
+        if column not in first and (require_sql or key != "sql"):
             have = ", ".join(sorted(map(str, first))) or "none"
             raise GemsqlError(f"column missing (columns found: {have})", file=origin, row=1, field=column)
     meta_cols = cfg.metadata_columns if cfg.metadata_columns is not None else [c for c in KNOWN_METADATA if c in first]
@@ -93,6 +97,9 @@ def _validate(records: list[dict], cfg: DataConfig, origin: str) -> list[Row]:
         values = {}
         for key, column in required.items():
             value = rec.get(column)
+            if key == "sql" and not require_sql and not value:
+                values[key] = ""
+                continue
             if value is None:
                 raise GemsqlError("missing or null", file=origin, row=i, field=column)
             if not isinstance(value, str):

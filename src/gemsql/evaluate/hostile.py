@@ -319,7 +319,6 @@ def audit(workdir: Path, limits: Limits = Limits(timeout_s=0.5), slack_s: float 
     con = sqlite3.connect(user_db)
     con.executescript(SCHEMA)
     con.close()
-    watched = [workdir, Path.cwd()]
     result = AuditResult()
     cases = corpus(str(victim))
     result.hostile_cases = len(cases)
@@ -357,5 +356,4 @@ def audit(workdir: Path, limits: Limits = Limits(timeout_s=0.5), slack_s: float 
     if cwd_before and _snapshot([Path.cwd()]) != cwd_before:
         result.files_changed += 1
         result.details.append({"changed": "current directory"})
-    del watched
     return result

@@ -42,7 +42,7 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path  # a Hub id (namespace/name); loading says clearly if it cannot be fetched
 
 
-def _hub_error(name: str, e: Exception) -> GemsqlError:
+def load_error(name: str, e: Exception) -> GemsqlError:
     return GemsqlError(
         f"cannot load model '{name}': {type(e).__name__}: {e}. Offline, use model_name_or_path: "
         f"{EMBEDDED_MODEL} or a local model folder."
@@ -66,7 +66,7 @@ def load_tokenizer(cfg: ModelConfig, path: str | None = None):
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
-        raise _hub_error(cfg.model_name_or_path, e) from None
+        raise load_error(cfg.model_name_or_path, e) from None
     if not tok.chat_template:
         # Gemma 3 base (-pt) checkpoints ship no chat template; the tutorial takes the -it one, which TRL ships.
         tok.chat_template = gemma3_chat_template
@@ -102,7 +102,7 @@ def model_class(path: str):
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as e:
-        raise _hub_error(path, e) from None
+        raise load_error(path, e) from None
     return AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
 
 
@@ -127,4 +127,4 @@ def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | No
     try:
         return model_class(path).from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
-        raise _hub_error(cfg.model_name_or_path, e) from None
+        raise load_error(cfg.model_name_or_path, e) from None
