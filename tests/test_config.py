@@ -100,3 +100,19 @@ def test_help_shows_field_docs(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "LoRA rank" in out and "--learning_rate" in out and "Peak learning rate" in out
+
+
+@pytest.mark.parametrize("error", ["cuda", "host"])
+def test_out_of_memory_names_the_settings_to_lower(monkeypatch, capsys, error):
+    import torch
+
+    import gemsql.data
+
+    def exhausted(cfg):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB") if error == "cuda" else MemoryError()
+
+    monkeypatch.setattr(gemsql.data, "prepare", exhausted)
+    assert main(["prepare", "--output_dir", "unused"]) == 3
+    err = capsys.readouterr().err
+    assert "out of" in err and "per_device_train_batch_size" in err and "gradient_checkpointing" in err
+    assert "Traceback" not in err

@@ -97,6 +97,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gemsql {command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError; see _is_out_of_memory
+        print(f"gemsql {command}: error: out of memory ({e or 'host memory'}). {OOM_ADVICE}", file=sys.stderr)
+        return 3
+    except RuntimeError as e:
+        if not _is_out_of_memory(e):
+            raise
+        print(f"gemsql {command}: error: out of GPU memory. {OOM_ADVICE}", file=sys.stderr)
+        return 3
+
+
+OOM_ADVICE = (
+    "Lower per_device_train_batch_size (raising gradient_accumulation_steps keeps the effective batch), "
+    "max_length, or generation_batch_size; turn on gradient_checkpointing; or use quantization: 4bit."
+)
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
 def _dispatch(command: str, args: list[str]) -> int:
