@@ -11,10 +11,8 @@ prompts (it is slow); its rate is over those.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -23,6 +21,7 @@ from gemsql.data.prompt import user_message
 from gemsql.evaluate.score import score
 from gemsql.generate import extract_sql, generate_sql, load_for_generation
 from gemsql.model import stop_token_ids
+from results_file import record
 
 
 def sync() -> None:
@@ -84,11 +83,7 @@ def main() -> int:
         "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
         "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(out.read_text()) if out.is_file() else []
-    previous = previous if isinstance(previous, list) else [previous]
-    out.write_text(json.dumps([r for r in previous if r["device"] != result["device"]] + [result], indent=2) + "\n")
+    record(args.out, result, key=("device",))
     return 0
 
 

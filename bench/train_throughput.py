@@ -33,6 +33,7 @@ from gemsql.data import prepare
 from gemsql.files import read_jsonl
 from gemsql.data.prompt import user_message
 from gemsql.train import setup
+from results_file import record
 
 PEAK_TFLOPS = 989.0
 
@@ -215,15 +216,8 @@ def main() -> int:
         r["model"] = args.model
         r["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         print(json.dumps(r), flush=True)
-        _record(out, r)  # after every config, so a time limit never loses the finished ones
+        record(out, r, key=("model", "config"))  # after every config, so a time limit never loses the finished ones
     return 0
-
-
-def _record(out: Path, result: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(out.read_text()) if out.is_file() else []
-    keep = [r for r in previous if (r["model"], r["config"]) != (result["model"], result["config"])]
-    out.write_text(json.dumps(keep + [result], indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """End to end on a tiny random Gemma 3: the real commands, asserting on the artifacts they write."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from conftest import tiny_config
 
 from gemsql.cli import main

@@ -1,7 +1,6 @@
 """The sandbox against a hostile-SQL corpus, and execution-based scoring."""
 
 import os
-from pathlib import Path
 
 import pytest
 

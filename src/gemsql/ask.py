@@ -8,7 +8,7 @@ one read-only statement (sqlglot), then runs read-only in the sandbox with time 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlglot
@@ -28,7 +28,6 @@ class Answer:
     transpiled: str | None = None
     refused: str | None = None  # why the SQL was not run
     schema_rows: int = 0  # sample rows per table that fitted the prompt
-    extra: dict = field(default_factory=dict)
 
 
 def read_schema(con: sqlite3.Connection, sample_rows: int = 3) -> str:

@@ -97,13 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gemsql {command}: interrupted", file=sys.stderr)
         return 130
-    except MemoryError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError; see _is_out_of_memory
-        print(f"gemsql {command}: error: out of memory ({e or 'host memory'}). {OOM_ADVICE}", file=sys.stderr)
-        return 3
-    except RuntimeError as e:
+    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
         if not _is_out_of_memory(e):
             raise
-        print(f"gemsql {command}: error: out of GPU memory. {OOM_ADVICE}", file=sys.stderr)
+        print(f"gemsql {command}: error: out of memory ({e or 'host memory'}). {OOM_ADVICE}", file=sys.stderr)
         return 3
 
 
@@ -116,7 +113,7 @@ OOM_ADVICE = (
 def _is_out_of_memory(e: BaseException) -> bool:
     import torch
 
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e).lower()
 
 
 def _dispatch(command: str, args: list[str]) -> int:
@@ -156,7 +153,7 @@ def _dispatch(command: str, args: list[str]) -> int:
             if len(a.compare) != 2:
                 raise GemsqlError("--compare takes two folders: RUN_A RUN_B", field="compare")
             out = a.eval_output or "comparison"
-            r = compare(a.compare[0], a.compare[1], out)
+            compare(a.compare[0], a.compare[1], out)
             print((Path(out) / "comparison.md").read_text())
             print(f"side by side: {Path(out) / 'comparison.html'}")
             return 0
@@ -190,8 +187,7 @@ def _generate(cfg, a: GenerateArgs) -> None:
     if a.question:
         if not a.schema:
             raise GemsqlError("--question needs --schema (CREATE TABLE text or a file)", field="schema")
-        schema = Path(a.schema).read_text(encoding="utf-8") if Path(a.schema).is_file() else a.schema
-        pairs, extra = [(a.question, schema)], None
+        pairs, extra = [(a.question, _text_or_file(a.schema))], None
     elif a.input:
         import dataclasses
 
@@ -203,12 +199,17 @@ def _generate(cfg, a: GenerateArgs) -> None:
         raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,
                     max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
-                 stop_at_statement_end=cfg.generate.stop_at_statement_end)
+                    stop_at_statement_end=cfg.generate.stop_at_statement_end)
     if a.output:
         print(f"wrote {len(gens)} predictions to {a.output}")
     else:
         for (q, _), g in zip(pairs, gens):
             print(json.dumps({"question": q, "sql": g.sql, "stop_reason": g.stop_reason}, ensure_ascii=False))
+
+
+def _text_or_file(value: str) -> str:
+    """A schema given inline or as a path to a file holding it."""
+    return Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
 
 
 def _ask(cfg, a: AskArgs, question: str | None) -> None:
@@ -218,9 +219,7 @@ def _ask(cfg, a: AskArgs, question: str | None) -> None:
 
     if not question:
         raise GemsqlError('give the question as the last argument: gemsql ask --db FILE "question"')
-    schema = a.schema
-    if schema and Path(schema).is_file():
-        schema = Path(schema).read_text(encoding="utf-8")
+    schema = _text_or_file(a.schema) if a.schema else None
     answer = ask(a.model or str(merged_dir(cfg)), question, db=a.db, schema=schema, dialect=a.dialect,
                  max_new_tokens=cfg.generate.max_new_tokens,
                  limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))

@@ -8,7 +8,6 @@ field's `help` is what `gemsql COMMAND --help` prints. Bad values fail here, bef
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
 import typing
 from dataclasses import dataclass, field

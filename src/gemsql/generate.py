@@ -17,7 +17,6 @@ import torch
 from transformers import StoppingCriteriaList
 
 from gemsql.data.prompt import user_message
-from gemsql.errors import GemsqlError
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +74,9 @@ class StatementEnd:
     and checked (sqlite3.complete_statement respects quotes and comments).
     """
 
-    _semicolons: dict[int, torch.Tensor] = {}
-
-    def __init__(self, tokenizer, prompt_width: int):
+    def __init__(self, tokenizer, prompt_width: int, semicolon_ids: torch.Tensor | None = None):
         self.tokenizer, self.start = tokenizer, prompt_width
-        key = id(tokenizer)
-        if key not in self._semicolons:
-            self._semicolons[key] = torch.tensor([i for t, i in tokenizer.get_vocab().items() if ";" in t])
-        self.ids = self._semicolons[key]
+        self.ids = semicolon_token_ids(tokenizer) if semicolon_ids is None else semicolon_ids
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -93,6 +87,11 @@ class StatementEnd:
             text = self.tokenizer.decode(input_ids[row, self.start :], skip_special_tokens=True)
             done[row] = sqlite3.complete_statement(text)
         return done
+
+
+def semicolon_token_ids(tokenizer) -> torch.Tensor:
+    """Every vocabulary entry that contains a ';' (one scan of the vocabulary)."""
+    return torch.tensor([i for t, i in tokenizer.get_vocab().items() if ";" in t])
 
 
 @torch.inference_mode()
@@ -109,6 +108,7 @@ def generate_sql(
     encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     stops = stop_token_ids(tokenizer)
+    semicolons = semicolon_token_ids(tokenizer) if stop_at_statement_end else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     device = next(model.parameters()).device
     results: list[Generation | None] = [None] * len(prompts)
@@ -128,7 +128,9 @@ def generate_sql(
             do_sample=False,
             eos_token_id=stops,
             pad_token_id=pad,
-            stopping_criteria=StoppingCriteriaList([StatementEnd(tokenizer, width)] if stop_at_statement_end else []),
+            stopping_criteria=StoppingCriteriaList(
+                [StatementEnd(tokenizer, width, semicolons)] if stop_at_statement_end else []
+            ),
         )
         for row, i in enumerate(batch):
             new = out[row, width:].tolist()
@@ -141,7 +143,7 @@ def generate_sql(
             if ended:
                 reason = tokenizer.convert_ids_to_tokens(ended[0][1])
             else:
-                reason = "statement" if sqlite3.complete_statement(raw) else "length"
+                reason = "statement" if stop_at_statement_end and sqlite3.complete_statement(raw) else "length"
             results[i] = Generation(extract_sql(raw), raw, len(new), reason)
         if progress:
             done = sum(len(x) for x in batches[:b])

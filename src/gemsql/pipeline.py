@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from gemsql.config import Config
 from gemsql.files import atomic_file, write_json
@@ -15,9 +14,9 @@ log = logging.getLogger(__name__)
 def run(cfg: Config) -> dict:
     """The whole pipeline; returns (and writes to run_dir/report.json) the headline figures."""
     from gemsql.data import prepare
-    from gemsql.files import read_jsonl
     from gemsql.evaluate import compare, evaluate
     from gemsql.evaluate.report import markdown
+    from gemsql.files import read_jsonl
     from gemsql.generate import generate
     from gemsql.merge import merge
     from gemsql.model import resolve_model

@@ -16,7 +16,7 @@ from gemsql.config import Config
 from gemsql.data.prompt import to_messages
 from gemsql.data.sources import Row, load_rows
 from gemsql.errors import GemsqlError
-from gemsql.files import atomic_dir, read_jsonl, write_json, write_jsonl
+from gemsql.files import atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 

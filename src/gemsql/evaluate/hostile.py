@@ -326,18 +326,22 @@ def audit(workdir: Path, limits: Limits = Limits(timeout_s=0.5), slack_s: float 
     before = _snapshot([workdir])
     for category, sql in cases:
         for target in ("memory", "user_file"):
+
+            def note(**finding) -> None:
+                result.details.append({"category": category, "sql": sql[:200], "target": target, **finding})
+
             try:
                 db = memory_db(SCHEMA, limits) if target == "memory" else open_readonly(user_db, limits)
             except Exception as e:  # the harness itself failing counts as a crash
                 result.crashes += 1
-                result.details.append({"category": category, "sql": sql[:200], "target": target, "crash": repr(e)})
+                note(crash=repr(e))
                 continue
             started = time.monotonic()
             try:
                 r = run(db, sql, limits)
             except BaseException as e:  # run() promises never to raise
                 result.crashes += 1
-                result.details.append({"category": category, "sql": sql[:200], "target": target, "crash": repr(e)})
+                note(crash=repr(e))
                 continue
             finally:
                 db.close()
@@ -346,12 +350,11 @@ def audit(workdir: Path, limits: Limits = Limits(timeout_s=0.5), slack_s: float 
             result.refused += r.error is not None
             if elapsed > limits.timeout_s + slack_s:
                 result.over_limit += 1
-                result.details.append({"category": category, "sql": sql[:200], "target": target, "seconds": elapsed})
+                note(seconds=elapsed)
             after = _snapshot([workdir])
             if after != before:
-                changed = sorted(set(after.items()) ^ set(before.items()))
                 result.files_changed += 1
-                result.details.append({"category": category, "sql": sql[:200], "target": target, "changed": changed[:5]})
+                note(changed=sorted(set(after.items()) ^ set(before.items()))[:5])
                 before = after
     if cwd_before and _snapshot([Path.cwd()]) != cwd_before:
         result.files_changed += 1
