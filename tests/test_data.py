@@ -56,6 +56,10 @@ MAPPING = dict(question_column="q", context_column="ctx", sql_column="answer", m
 def _write(path, rows):
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif path.suffix == ".gz":
+        import gzip
+
+        path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
     elif path.suffix == ".csv":
         with path.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -69,7 +73,7 @@ def _write(path, rows):
     return path
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".csv", ".parquet"])
 def test_local_files_with_a_column_mapping(tmp_path, suffix):
     path = _write(tmp_path / f"d{suffix}", ROWS)
     rows = load_rows(DataConfig(dataset=str(path), **MAPPING), seed=0)
@@ -137,13 +141,87 @@ def test_prepare_splits_counts_and_drops_long_rows(tmp_path, embedded_model):
     cfg = tiny_config(tmp_path / "run", embedded_model, dataset=str(path), num_rows=0, test_size=10, max_length=256)
     prepared = prepare(cfg, tokenizer=load_tokenizer(cfg.model))
     train, test = read_jsonl(prepared.train), read_jsonl(prepared.test)
-    assert prepared.stats["rows_dropped_too_long"] == 10
-    assert len(test) == 10 and len(train) == 30
+    long_ids = {f"row-{i + 1}" for i in range(50) if i % 5 == 0}
+    test_ids, train_ids = {r["id"] for r in test}, {r["id"] for r in train}
+    assert len(test) == 10
+    # long rows never reach training, and each one left out is counted...
+    assert not train_ids & long_ids
+    assert prepared.stats["train_rows_dropped_too_long"] == len(long_ids - test_ids)
+    assert len(train) == 40 - len(long_ids - test_ids)
+    # ...while test rows are kept whole, long or not (this seed puts long rows in the test split)
+    assert test_ids & long_ids
     assert not {r["id"] for r in train} & {r["id"] for r in test}
     assert prepared.stats["train"]["max"] <= 256
     assert train[0]["messages"][1] == {"role": "assistant", "content": "SELECT a FROM t;"}
     # too few rows for the split: a clear error and no half-written data folder
-    cfg = tiny_config(tmp_path / "run2", embedded_model, dataset=str(path), num_rows=0, test_size=45, max_length=256)
+    cfg = tiny_config(tmp_path / "run2", embedded_model, dataset=str(path), num_rows=0, test_size=50, max_length=256)
     with pytest.raises(GemsqlError, match="not enough for test_size"):
         prepare(cfg, tokenizer=load_tokenizer(cfg.model))
     assert not (tmp_path / "run2" / "data").exists()
+
+
+def _spider_like(n_dbs: int = 8, per_db: int = 6) -> list[dict]:
+    """Rows of several databases whose contexts carry many INSERT rows, and twin paraphrases."""
+    rows = []
+    for d in range(n_dbs):
+        inserts = ", ".join(f"({i}, 'name {d}-{i}')" for i in range(40))
+        context = f"CREATE TABLE db{d}_people (id INT PRIMARY KEY, name TEXT);\nINSERT INTO db{d}_people VALUES {inserts};"
+        for q in range(per_db):
+            rows.append({"question": f"How many people with id above {q} in {d}?", "context": context,
+                         "sql": f"SELECT count(*) FROM db{d}_people WHERE id > {q}", "domain": f"db{d}"})
+    return rows
+
+
+def test_split_by_holds_out_whole_groups_and_prompts_show_a_few_rows(tmp_path, embedded_model):
+    from conftest import tiny_config
+
+    from gemsql.data import prepare
+    from gemsql.evaluate.score import score
+    from gemsql.model import load_tokenizer
+
+    path = _write(tmp_path / "spider.jsonl", _spider_like())
+    cfg = tiny_config(tmp_path / "run", embedded_model, dataset=str(path), num_rows=0, test_size=10,
+                      question_column="question", context_column="context", sql_column="sql",
+                      split_by="domain", schema_sample_rows=2, max_length=1024)
+    prepared = prepare(cfg, tokenizer=load_tokenizer(cfg.model))
+    train, test = read_jsonl(prepared.train), read_jsonl(prepared.test)
+    test_dbs = {r["metadata"]["domain"] for r in test}
+    assert len(test) == 12 and len(test_dbs) == 2  # whole groups, until at least test_size rows
+    assert not test_dbs & {r["metadata"]["domain"] for r in train}
+    assert sorted(test_dbs) == prepared.stats["test_groups"]
+    for r in test + train:
+        shown = r["messages"][0]["content"]
+        assert r["prompt_context"] in shown and "(1, 'name" in shown and "(2, 'name" not in shown
+        assert "(39, 'name" in r["context"]  # the full context is kept for execution
+    # scoring on the full context: the gold counts 40 rows, not the 2 the prompt showed
+    assert score(test[0]["context"], test[0]["sql"], test[0]["sql"]).exec_match
+
+    capped = tiny_config(tmp_path / "capped", embedded_model, dataset=str(path), num_rows=0, test_size=10,
+                         question_column="question", context_column="context", sql_column="sql",
+                         split_by="domain", max_train_rows=7, max_length=1024)
+    again = prepare(capped, tokenizer=load_tokenizer(cfg.model))
+    assert len(read_jsonl(again.train)) == 7
+    assert [r["id"] for r in read_jsonl(again.test)] == [r["id"] for r in test]  # same held-out rows
+
+
+def test_split_by_that_takes_every_group_and_a_broken_context_are_named(tmp_path, embedded_model):
+    from conftest import tiny_config
+
+    from gemsql.data import prepare
+    from gemsql.model import load_tokenizer
+
+    rows = _spider_like(n_dbs=2, per_db=3)
+    path = _write(tmp_path / "two.jsonl", rows)
+    common = dict(dataset=str(path), num_rows=0, question_column="question", context_column="context",
+                  sql_column="sql", split_by="domain", max_length=1024)
+    with pytest.raises(GemsqlError, match="takes every 'domain' group"):
+        prepare(tiny_config(tmp_path / "a", embedded_model, test_size=5, **common), tokenizer=load_tokenizer(
+            tiny_config(tmp_path / "a", embedded_model).model))
+    rows[4]["context"] = "CREATE TABLE broken (;"
+    path = _write(tmp_path / "broken.jsonl", rows)
+    with pytest.raises(GemsqlError) as e:
+        prepare(tiny_config(tmp_path / "b", embedded_model, test_size=2, schema_sample_rows=1,
+                            **{**common, "dataset": str(path)}),
+                tokenizer=load_tokenizer(tiny_config(tmp_path / "b", embedded_model).model))
+    assert "row 5" in str(e.value) and "field 'context'" in str(e.value) and str(path) in str(e.value)
+    assert not (tmp_path / "b" / "data").exists()

@@ -20,7 +20,7 @@ def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
     stats = json.loads((run / "data/stats.json").read_text())
     # 40 rows sampled: 8 test, the rest train, except rows over max_length=256 tokens, dropped and counted
     assert stats["test"]["rows"] == 8 and stats["train"]["rows"] > 0
-    assert stats["train"]["rows"] + stats["test"]["rows"] + stats["rows_dropped_too_long"] == 40
+    assert stats["train"]["rows"] + stats["test"]["rows"] + stats["train_rows_dropped_too_long"] == 40
     assert stats["train"]["max"] <= 256
     # adapter: small, with the trainable turn-token rows and the resolved config beside it
     adapter = run / "adapter"

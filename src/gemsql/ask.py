@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from gemsql.data.schema import read_schema
 from gemsql.errors import GemsqlError
 from gemsql.evaluate.sandbox import Limits, Result, open_readonly, run
 
@@ -28,36 +29,6 @@ class Answer:
     transpiled: str | None = None
     refused: str | None = None  # why the SQL was not run
     schema_rows: int = 0  # sample rows per table that fitted the prompt
-
-
-def read_schema(con: sqlite3.Connection, sample_rows: int = 3) -> str:
-    """CREATE statements of every table and view, each table followed by up to `sample_rows` INSERTs."""
-    parts = []
-    objects = con.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
-        "AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name"
-    ).fetchall()
-    for kind, name, ddl in objects:
-        parts.append(ddl.strip().rstrip(";") + ";")
-        if kind != "table" or sample_rows <= 0:
-            continue
-        quoted = '"' + name.replace('"', '""') + '"'
-        rows = con.execute(f"SELECT * FROM {quoted} LIMIT {int(sample_rows)}").fetchall()
-        if rows:
-            values = ", ".join("(" + ", ".join(_literal(v) for v in r) + ")" for r in rows)
-            parts.append(f"INSERT INTO {quoted} VALUES {values};")
-    return "\n".join(parts)
-
-
-def _literal(v) -> str:
-    if v is None:
-        return "NULL"
-    if isinstance(v, (bytes, bytearray)):
-        return "X'" + bytes(v[:32]).hex() + "'"
-    if isinstance(v, str):
-        v = v if len(v) <= 80 else v[:77] + "..."
-        return "'" + v.replace("'", "''") + "'"
-    return repr(v)
 
 
 def fit_schema(con: sqlite3.Connection, tokenizer, budget_tokens: int) -> tuple[str, int]:

@@ -177,6 +177,7 @@ def _dispatch(command: str, args: list[str]) -> int:
 def _generate(cfg, a: GenerateArgs) -> None:
     import json
 
+    from gemsql.data.prepare import prompt_contexts
     from gemsql.data.sources import load_rows
     from gemsql.generate import generate
     from gemsql.merge import merged_dir
@@ -192,9 +193,10 @@ def _generate(cfg, a: GenerateArgs) -> None:
         import dataclasses
 
         # Rows to generate for need no gold SQL; where the file has it, it is kept for `gemsql eval`.
-        rows = load_rows(dataclasses.replace(cfg.data, dataset=a.input), seed=cfg.train.seed, require_sql=False)
-        pairs = [(r.question, r.context) for r in rows]
-        extra = [{"id": r.id, "sql": r.sql or None, "metadata": r.metadata} for r in rows]
+        source = dataclasses.replace(cfg.data, dataset=a.input)
+        rows = load_rows(source, seed=cfg.train.seed, require_sql=False)
+        pairs = list(zip((r.question for r in rows), prompt_contexts(rows, source)))
+        extra = [{"id": r.id, "context": r.context, "sql": r.sql or None, "metadata": r.metadata} for r in rows]
     else:
         raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,

@@ -50,6 +50,31 @@ class DataConfig:
         default=12500, metadata={"help": "Rows sampled (after a seeded shuffle) before the split; 0 takes them all."}
     )
     test_size: int = field(default=2500, metadata={"help": "Rows held out for testing, taken from the sample."})
+    max_train_rows: int = field(
+        default=0,
+        metadata={"help": "Train on at most N rows of the training split (0: all of them), e.g. to compare recipes "
+                  "on a fixed budget."},
+    )
+    split_by: str | None = field(
+        default=None,
+        metadata={
+            "help": "Metadata column whose groups are held out whole, e.g. 'domain' for a Spider-style set: the test "
+            "databases are then never seen in training. Whole groups are added to the test split, in seeded random "
+            "order, until it has at least test_size rows."
+        },
+    )
+    min_test_groups: int = field(
+        default=0,
+        metadata={"help": "With split_by: hold out at least this many groups too, even past test_size rows."},
+    )
+    schema_sample_rows: int = field(
+        default=-1,
+        metadata={
+            "help": "-1: the prompt shows the context as given. N >= 0: the context is executed (sandboxed, in "
+            "memory) and the prompt shows its CREATE statements with at most N rows per table; evaluation still "
+            "executes the full context. For contexts with many INSERT rows (Spider)."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(bool(self.dataset.strip()), "dataset", "must name 'builtin', a Hub id or a file")
@@ -61,6 +86,10 @@ class DataConfig:
                 "test_size",
                 f"({self.test_size}) must be smaller than num_rows ({self.num_rows}) to leave rows for training",
             )
+        _check(self.min_test_groups >= 0, "min_test_groups", f"must be >= 0, got {self.min_test_groups}")
+        _check(self.max_train_rows >= 0, "max_train_rows", f"must be >= 0, got {self.max_train_rows}")
+        _check(self.schema_sample_rows >= -1, "schema_sample_rows", f"must be >= -1, got {self.schema_sample_rows}")
+        _check(self.split_by is None or bool(self.split_by.strip()), "split_by", "must name a metadata column")
         for name in ("question_column", "context_column", "sql_column"):
             _check(bool(getattr(self, name).strip()), name, "must not be empty")
 
@@ -193,6 +222,11 @@ class GenerateConfig:
     generation_batch_size: int = field(default=16, metadata={"help": "Prompts generated together (sorted by length)."})
     eval_rows: int = field(
         default=0, metadata={"help": "Score only the first N test rows in `gemsql run` (0: all of them)."}
+    )
+    evaluate_base: bool = field(
+        default=True,
+        metadata={"help": "`gemsql run` also scores the base model on the same rows (before vs after). Turn off "
+                  "for a sweep over one test split: the base is scored once."},
     )
     stop_at_statement_end: bool = field(
         default=True,

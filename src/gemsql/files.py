@@ -80,14 +80,16 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file; a bad line is reported with its file and line number."""
+    """Read a JSONL file (gzip-compressed if named .gz); a bad line is reported with its file and line number."""
+    import gzip
+
     from gemsql.errors import GemsqlError
 
     path = Path(path)
     if not path.is_file():
         raise GemsqlError("file not found", file=str(path))
     rows = []
-    with path.open("rb") as f:
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")

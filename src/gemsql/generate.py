@@ -162,7 +162,10 @@ def generate(
     batch_size: int = 16,
     stop_at_statement_end: bool = True,
 ) -> list[Generation]:
-    """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing)."""
+    """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
+
+    Each row holds the pair's question and context unless `extra` gives its own (a test row keeps
+    its full context for execution while the prompt showed a shortened one)."""
     from gemsql.files import write_jsonl
 
     m, tok = load_for_generation(model, adapter)
@@ -173,7 +176,7 @@ def generate(
         write_jsonl(
             output,
             (
-                {**x, "question": q, "context": c, "prediction": g.sql, "raw": g.raw, "stop_reason": g.stop_reason,
+                {"question": q, "context": c, **x, "prompt_context": c, "prediction": g.sql, "raw": g.raw, "stop_reason": g.stop_reason,
                  "new_tokens": g.new_tokens}
                 for (q, c), g, x in zip(pairs, gens, extra)
             ),

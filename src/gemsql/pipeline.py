@@ -29,9 +29,11 @@ def run(cfg: Config) -> dict:
     test = read_jsonl(prepared.test)
     if cfg.generate.eval_rows:
         test = test[: cfg.generate.eval_rows]
-    pairs = [(r["question"], r["context"]) for r in test]
+    # The prompt shows prompt_context (maybe a few rows per table); scoring executes the full context.
+    pairs = [(r["question"], r.get("prompt_context", r["context"])) for r in test]
     results = {}
-    for label, model in (("base", resolve_model(cfg.model.model_name_or_path)), ("finetuned", str(merged))):
+    models = [("base", resolve_model(cfg.model.model_name_or_path))] if cfg.generate.evaluate_base else []
+    for label, model in [*models, ("finetuned", str(merged))]:
         out = cfg.run_dir / "eval" / label
         generate(model, pairs=pairs, output=out / "predictions.jsonl", extra=test,
                  max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
@@ -45,7 +47,9 @@ def run(cfg: Config) -> dict:
            for label, m in results.items()},
     }
     write_json(cfg.run_dir / "report.json", report)
-    compare(cfg.run_dir / "eval" / "base", cfg.run_dir / "eval" / "finetuned", cfg.run_dir, labels=("base", "finetuned"))
+    if cfg.generate.evaluate_base:
+        compare(cfg.run_dir / "eval" / "base", cfg.run_dir / "eval" / "finetuned", cfg.run_dir,
+                labels=("base", "finetuned"))
     with atomic_file(cfg.run_dir / "report.md") as f:
         f.write(f"# gemsql run: {cfg.run_dir}\n\n{report['rows_train']} training rows, {report['rows_test']} test rows, "
                 f"{report['minutes']} minutes.\n\n" + markdown(list(results.values())))

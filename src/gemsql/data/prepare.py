@@ -1,7 +1,8 @@
 """`gemsql prepare`: rows -> seeded shuffle, sample and split -> chat messages -> run_dir/data/.
 
-Rows longer than max_length (prompt + SQL, in tokens) are dropped and counted: cutting them would
-cut the SQL answer, which comes last.
+Training rows longer than max_length (prompt + SQL, in tokens) are dropped and counted: cutting them
+would cut the SQL answer, which comes last. Test rows are kept whole: dropping the long ones would
+flatter the evaluation.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gemsql.config import Config
+from gemsql.config import Config, DataConfig
 from gemsql.data.prompt import to_messages
 from gemsql.data.sources import Row, load_rows
 from gemsql.errors import GemsqlError
@@ -42,30 +43,37 @@ def prepare(cfg: Config, tokenizer=None) -> Prepared:
     random.Random(cfg.train.seed).shuffle(rows)
     if cfg.data.num_rows:
         rows = rows[: cfg.data.num_rows]
-    lengths = token_lengths(tokenizer, rows)
-    kept = [(r, n) for r, n in zip(rows, lengths) if n <= cfg.train.max_length]
-    dropped = len(rows) - len(kept)
+    shown = prompt_contexts(rows, cfg.data)
+    lengths = token_lengths(tokenizer, rows, shown)
+    test, train = split(list(zip(rows, shown, lengths)), cfg.data)
+    # Test rows stay whole (generation has no max_length); training drops what it would have to cut.
+    fits = [item for item in train if item[2] <= cfg.train.max_length]
+    dropped = len(train) - len(fits)
     if dropped:
-        log.warning("dropped %d of %d rows longer than max_length=%d tokens", dropped, len(rows), cfg.train.max_length)
-    if len(kept) <= cfg.data.test_size:
+        log.warning("dropped %d of %d training rows longer than max_length=%d tokens",
+                    dropped, len(train), cfg.train.max_length)
+    train = fits[: cfg.data.max_train_rows or None]
+    if not train:
         raise GemsqlError(
-            f"only {len(kept)} rows fit max_length={cfg.train.max_length} ({dropped} dropped as too long), "
-            f"not enough for test_size={cfg.data.test_size} plus training rows",
+            f"no training rows left: {dropped} of them are longer than max_length={cfg.train.max_length} tokens "
+            f"and test_size={cfg.data.test_size} takes the rest",
             file=cfg.data.dataset,
         )
-    test, train = kept[: cfg.data.test_size], kept[cfg.data.test_size :]
     stats = {
         "source": cfg.data.dataset,
         "rows_sampled": len(rows),
-        "rows_dropped_too_long": dropped,
+        "train_rows_dropped_too_long": dropped,
         "max_length": cfg.train.max_length,
-        "train": _length_stats([n for _, n in train]),
-        "test": _length_stats([n for _, n in test]),
+        "train": _length_stats([n for *_, n in train]),
+        "test": _length_stats([n for *_, n in test]),
     }
+    if cfg.data.split_by:
+        stats["split_by"] = cfg.data.split_by
+        stats["test_groups"] = sorted({str(r.metadata[cfg.data.split_by]) for r, *_ in test})
     out = data_dir(cfg)
     with atomic_dir(out) as tmp:
-        write_jsonl(tmp / "train.jsonl", (_record(r) for r, _ in train))
-        write_jsonl(tmp / "test.jsonl", (_record(r) for r, _ in test))
+        write_jsonl(tmp / "train.jsonl", (_record(r, c) for r, c, _ in train))
+        write_jsonl(tmp / "test.jsonl", (_record(r, c) for r, c, _ in test))
         write_json(tmp / "stats.json", stats)
     log.info("prepared %d train / %d test rows in %s", len(train), len(test), out)
     return Prepared(out, out / "train.jsonl", out / "test.jsonl", stats)
@@ -80,14 +88,66 @@ def load_prepared(cfg: Config) -> Prepared:
     return Prepared(out, out / "train.jsonl", out / "test.jsonl", json.loads((out / "stats.json").read_text()))
 
 
-def _record(r: Row) -> dict:
-    return {"messages": to_messages(r.question, r.context, r.sql), **asdict(r)}
+def split(rows: list, cfg: DataConfig) -> tuple[list, list]:
+    """(test, train) from shuffled rows: the first test_size rows, or with `split_by`, whole groups (in
+    their shuffled order of first appearance) until the test split holds at least test_size rows and
+    min_test_groups groups."""
+    if not cfg.split_by:
+        if len(rows) <= cfg.test_size:
+            raise GemsqlError(f"{len(rows)} rows are not enough for test_size={cfg.test_size} plus training rows",
+                              field="test_size")
+        return rows[: cfg.test_size], rows[cfg.test_size :]
+    groups: dict[str, list] = {}
+    for item in rows:
+        groups.setdefault(str(item[0].metadata[cfg.split_by]), []).append(item)
+    test_groups: set[str] = set()
+    held = 0
+    for name, members in groups.items():
+        if held >= cfg.test_size and len(test_groups) >= cfg.min_test_groups:
+            break
+        test_groups.add(name)
+        held += len(members)
+    if len(test_groups) == len(groups):
+        raise GemsqlError(
+            f"test_size={cfg.test_size} takes every '{cfg.split_by}' group ({len(groups)}), leaving none to train on",
+            field="test_size",
+        )
+    test = [item for item in rows if str(item[0].metadata[cfg.split_by]) in test_groups]
+    train = [item for item in rows if str(item[0].metadata[cfg.split_by]) not in test_groups]
+    return test, train
 
 
-def token_lengths(tokenizer, rows: list[Row]) -> list[int]:
+def prompt_contexts(rows: list[Row], cfg: DataConfig) -> list[str]:
+    """The context each prompt shows: as given, or CREATE statements + a few rows (`schema_sample_rows`)."""
+    if cfg.schema_sample_rows < 0:
+        return [r.context for r in rows]
+    from gemsql.data.schema import context_schema
+
+    cache: dict[str, str] = {}  # paraphrased twins share one context
+    shown = []
+    for r in rows:
+        if r.context not in cache:
+            try:
+                cache[r.context] = context_schema(r.context, cfg.schema_sample_rows)
+            except Exception as e:  # sqlite3 errors and sandbox limits alike: the context is unusable
+                raise GemsqlError(f"the context does not run in SQLite: {e}", file=cfg.dataset, row=r.row,
+                                  field=cfg.context_column) from None
+        shown.append(cache[r.context])
+    return shown
+
+
+def _record(r: Row, shown: str) -> dict:
+    """A training/test row: the chat messages, the row itself (full context, for execution) and the
+    context the prompt shows."""
+    return {"messages": to_messages(r.question, shown, r.sql), **asdict(r), "prompt_context": shown}
+
+
+def token_lengths(tokenizer, rows: list[Row], contexts: list[str] | None = None) -> list[int]:
     """Tokens of each full conversation as training sees it (chat template, BOS included)."""
+    contexts = contexts if contexts is not None else [r.context for r in rows]
     texts = [
-        tokenizer.apply_chat_template(to_messages(r.question, r.context, r.sql), tokenize=False) for r in rows
+        tokenizer.apply_chat_template(to_messages(r.question, c, r.sql), tokenize=False)
+        for r, c in zip(rows, contexts)
     ]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [len(ids) for ids in encoded]

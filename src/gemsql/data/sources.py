@@ -24,6 +24,7 @@ class Row:
     context: str
     sql: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    row: int | None = None  # 1-based position in the source file, for error messages
 
 
 def load_rows(cfg: DataConfig, *, seed: int, builtin_rows: int | None = None, require_sql: bool = True) -> list[Row]:
@@ -37,7 +38,7 @@ def load_rows(cfg: DataConfig, *, seed: int, builtin_rows: int | None = None, re
 
         return generate(builtin_rows or cfg.num_rows or 12500, seed=seed)
     path = Path(cfg.dataset)
-    if path.suffix.lower() in LOCAL_FORMATS or path.exists():
+    if _local_format(path) or path.exists():
         records, origin = _read_local(path), str(path)
     else:
         records, origin = _read_hub(cfg), f"hub:{cfg.dataset}"
@@ -47,9 +48,10 @@ def load_rows(cfg: DataConfig, *, seed: int, builtin_rows: int | None = None, re
 def _read_local(path: Path) -> list[dict]:
     if not path.is_file():
         raise GemsqlError("file not found", file=str(path))
-    fmt = LOCAL_FORMATS.get(path.suffix.lower())
+    fmt = _local_format(path)
     if fmt is None:
-        raise GemsqlError(f"unsupported file type '{path.suffix}'; use .jsonl, .csv or .parquet", file=str(path))
+        raise GemsqlError(f"unsupported file type '{path.suffix}'; use .jsonl, .jsonl.gz, .csv or .parquet",
+                          file=str(path))
     if fmt == "json":
         from gemsql.files import read_jsonl
 
@@ -67,6 +69,14 @@ def _read_local(path: Path) -> list[dict]:
         raise GemsqlError(f"not valid UTF-8 ({e.reason})", file=str(path)) from None
     except Exception as e:  # pyarrow and csv raise many types for a damaged file
         raise GemsqlError(f"cannot read {fmt} file: {e}", file=str(path)) from None
+
+
+def _local_format(path: Path) -> str | None:
+    """json/csv/parquet from the file name; JSONL may be gzip-compressed (data.jsonl.gz)."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes[-2:] in ([".jsonl", ".gz"], [".json", ".gz"]):
+        return "json"
+    return LOCAL_FORMATS.get(path.suffix.lower())
 
 
 def _read_hub(cfg: DataConfig) -> list[dict]:
@@ -92,6 +102,8 @@ def _validate(records: list[dict], cfg: DataConfig, origin: str, require_sql: bo
             have = ", ".join(sorted(map(str, first))) or "none"
             raise GemsqlError(f"column missing (columns found: {have})", file=origin, row=1, field=column)
     meta_cols = cfg.metadata_columns if cfg.metadata_columns is not None else [c for c in KNOWN_METADATA if c in first]
+    if cfg.split_by and cfg.split_by not in meta_cols:
+        meta_cols = [*meta_cols, cfg.split_by]
     rows = []
     for i, rec in enumerate(records, start=1):
         values = {}
@@ -107,14 +119,19 @@ def _validate(records: list[dict], cfg: DataConfig, origin: str, require_sql: bo
             if key != "context" and not value.strip():
                 raise GemsqlError("empty", file=origin, row=i, field=column)
             values[key] = value.strip() if key != "context" else value
+        # A file gemsql prepared (RUN/data/test.jsonl) keeps metadata in one nested object: read it too.
+        nested = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+        metadata = {}
         for column in meta_cols:
-            if column not in rec:
+            if column not in rec and column not in nested:
                 raise GemsqlError("metadata column missing", file=origin, row=i, field=column)
+            metadata[column] = rec[column] if column in rec else nested[column]
         rid = rec.get("id")
         rows.append(
             Row(
                 id=str(rid) if rid is not None else f"row-{i}",
-                metadata={c: rec[c] for c in meta_cols},
+                metadata=metadata,
+                row=i,
                 **values,
             )
         )
