@@ -48,7 +48,7 @@ ARCHS = {
 # The tutorial's recipe as written, then gemsql's levers added one at a time; "gemsql" is the shipped default.
 TUTORIAL = dict(attn_implementation="eager", packing=True, packing_strategy="wrapped", padding_free=False,
                 per_device_train_batch_size=1, gradient_accumulation_steps=4, gradient_checkpointing=True,
-                stop_token_training="full_embeddings", assistant_only_loss=False)
+                stop_token_training="full_embeddings", assistant_only_loss=False, use_liger_kernel=False)
 LADDER = [
     ("+sdpa", dict(attn_implementation="sdpa")),
     ("+bfd_padding_free", dict(packing_strategy="bfd")),

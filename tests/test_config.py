@@ -116,3 +116,23 @@ def test_out_of_memory_names_the_settings_to_lower(monkeypatch, capsys, error):
     err = capsys.readouterr().err
     assert "out of" in err and "per_device_train_batch_size" in err and "gradient_checkpointing" in err
     assert "Traceback" not in err
+
+
+def test_liger_defaults_to_on_only_where_its_kernels_run(monkeypatch):
+    import torch
+
+    from gemsql.train import use_liger
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert use_liger(load_config(None)) is False  # the CPU: Triton kernels cannot run
+    assert use_liger(load_config(None, use_liger_kernel=True)) is True  # an explicit choice is kept
+    c, _, _ = parse_config(["--use_liger_kernel", "false"])
+    assert c.train.use_liger_kernel is False
+
+
+def test_spider_configs_hold_out_databases_and_share_one_split():
+    ours, tutorial = load_config(ROOT / "configs/spider.yaml"), load_config(ROOT / "configs/spider-tutorial.yaml")
+    for c in (ours, tutorial):
+        assert (c.data.split_by, c.data.min_test_groups, c.data.test_size) == ("domain", 16, 1000)
+    assert ours.data == tutorial.data  # same rows, so the recipes compare like for like
+    assert tutorial.train.gradient_checkpointing and tutorial.model.stop_token_training == "full_embeddings"

@@ -198,7 +198,12 @@ class TrainConfig:
     assistant_only_loss: bool = field(
         default=True, metadata={"help": "Loss on the SQL answer (and its <end_of_turn>) only, not on the prompt."}
     )
-    use_liger_kernel: bool = field(default=False, metadata={"help": "Liger's Triton kernels (GPU only)."})
+    use_liger_kernel: bool | None = field(
+        default=None,
+        metadata={"help": "Liger's Triton kernels (fused linear cross-entropy matters with Gemma's 262k vocabulary). "
+                  "Default: on with a CUDA GPU when liger-kernel is installed (measured 1.6x tokens/s on the H200, "
+                  "lower peak memory), off on the CPU."},
+    )
     torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
 
     def __post_init__(self) -> None:

@@ -65,8 +65,19 @@ SAME_NAME_IN_TRL = (
     "seed", "max_length", "packing", "packing_strategy", "padding_free", "num_train_epochs", "max_steps",
     "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "learning_rate",
     "lr_scheduler_type", "warmup_steps", "max_grad_norm", "logging_steps", "save_strategy", "save_steps",
-    "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "use_liger_kernel", "torch_compile",
+    "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "torch_compile",
 )
+
+
+def use_liger(cfg: Config) -> bool:
+    """The configured choice, or by default: on where its Triton kernels run (a CUDA GPU, liger-kernel installed)."""
+    if cfg.train.use_liger_kernel is not None:
+        return cfg.train.use_liger_kernel
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("liger_kernel") is not None
 
 
 def sft_config(cfg: Config, output_dir: Path):
@@ -86,6 +97,7 @@ def sft_config(cfg: Config, output_dir: Path):
         output_dir=str(output_dir),
         **{name: getattr(t, name) for name in SAME_NAME_IN_TRL},
         optim=optim,
+        use_liger_kernel=use_liger(cfg),
         report_to=[] if t.report_to == "none" else [t.report_to],
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,

@@ -19,11 +19,11 @@ code{background:#f0f4f8;padding:0 .2rem}pre{white-space:pre-wrap;background:#f0f
 """
 
 
-def _bars(groups: list[str], runs: list[dict], values: list[list[float | None]]) -> str:
+def bars(groups: list[str], runs: list[dict], values: list[list[float | None]]) -> str:
     """Grouped horizontal bars: one group per category, one bar per run (value in 0..1)."""
     bar, gap, label_w, width = 14, 10, 220, 520
     height = len(groups) * (bar * len(runs) + gap) + 10
-    parts = [f'<svg width="{label_w + width + 60}" height="{height}" role="img">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 60}" height="{height}" role="img">']
     y = 5
     for g, group in enumerate(groups):
         parts.append(f'<text x="{label_w - 8}" y="{y + bar * len(runs) / 2 + 4}" text-anchor="end">{escape(group)}</text>')
@@ -55,13 +55,13 @@ def page(runs: list[dict], title: str = "gemsql evaluation", flipped: list[dict]
         "<table><tr><th>model</th><th>examples</th><th>execution accuracy</th><th>exact match</th>"
         f"<th>valid SQL</th><th>broken gold</th></tr>{rows}</table>",
         "<h2>Overall</h2>",
-        _bars(["execution accuracy", "exact match", "valid SQL"], runs,
+        bars(["execution accuracy", "exact match", "valid SQL"], runs,
               [[m[k] for m in runs] for k in ("exec_match", "exact_match", "valid")]),
     ]
     for column in sorted({c for m in runs for c in m.get("by", {})}):
         groups = sorted({v for m in runs for v in m.get("by", {}).get(column, {})})
         values = [[(m.get("by", {}).get(column, {}).get(g) or {}).get("exec_match") for m in runs] for g in groups]
-        body += [f"<h2>Execution accuracy by {escape(column)}</h2>", _bars(groups, runs, values)]
+        body += [f"<h2>Execution accuracy by {escape(column)}</h2>", bars(groups, runs, values)]
     if flipped is not None:
         body.append(f"<h2>Examples that flipped ({len(flipped)})</h2>")
         for f in flipped[:200]:
