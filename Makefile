@@ -7,7 +7,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test setup clean
+.PHONY: quickstart test setup browser clean
 
 $(BIN)/gemsql: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ setup: $(BIN)/gemsql
 quickstart: setup
 	$(BIN)/gemsql run configs/quickstart.yaml
 
-test: setup
+# The web page's end-to-end test drives Debian's headless Chromium (needs root for apt; CI runs as root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "warning: Debian's chromium + chromium-driver could not be installed; the browser test will skip"
+
+test: setup browser
 	$(BIN)/python -m pytest -q tests
 
 clean:

@@ -68,7 +68,8 @@ def main() -> int:
     labels = ["base", f"tutorial ({a.tutorial})", f"gemsql ({a.gemsql})", *a.variants]
     runs = [result["base"], result["tutorial"], result["gemsql"], *result["variants"].values()]
     svg = bars(labels, [{"label": "execution accuracy"}, {"label": "valid SQL"}], [[r["ex"], r["valid"]] for r in runs])
-    (out / "spider_heldout.svg").write_text(svg + "\n")
+    # inline in HTML an <svg> needs no namespace; as a file of its own it does
+    (out / "spider_heldout.svg").write_text(svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1) + "\n")
     print(json.dumps({k: result[k] for k in ("databases", "rows")}), flush=True)
     return 0
 

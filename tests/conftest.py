@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -62,3 +63,28 @@ def tiny_config(run_dir: Path, model: Path, **overrides):
     )
     values.update(overrides)
     return load_config(None, **values)
+
+
+STOP_ROWS = [
+    {"sql_prompt": "How many cats?", "sql_context": "CREATE TABLE cats (id INT);", "sql": "SELECT COUNT(*) FROM cats;"},
+    {"sql_prompt": "List dog names.", "sql_context": "CREATE TABLE dogs (name TEXT);", "sql": "SELECT name FROM dogs;"},
+    {"sql_prompt": "Oldest bird?", "sql_context": "CREATE TABLE birds (age INT);", "sql": "SELECT MAX(age) FROM birds;"},
+]
+
+
+@pytest.fixture(scope="session")
+def stop_trained(tmp_path_factory, tiny_model):
+    """The tiny model trained to memorize STOP_ROWS: (merged model folder, adapter folder)."""
+    from gemsql.data import prepare
+    from gemsql.merge import merge
+    from gemsql.train import train
+
+    tmp = tmp_path_factory.mktemp("stop")
+    data = tmp / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in STOP_ROWS * 12))
+    cfg = tiny_config(tmp / "run", tiny_model, dataset=str(data), num_rows=0, test_size=3, max_steps=120,
+                      learning_rate=1e-2, max_grad_norm=1.0, per_device_train_batch_size=4, lora_dropout=0.0,
+                      max_new_tokens=24)
+    prepare(cfg)
+    result = train(cfg)
+    return merge(cfg), result.adapter_dir

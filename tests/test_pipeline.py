@@ -1,10 +1,10 @@
 """End to end on a tiny random Gemma 3: the real commands, asserting on the artifacts they write."""
 
 import json
+import shutil
 
-import pytest
 import torch
-from conftest import tiny_config
+from conftest import STOP_ROWS, tiny_config
 
 from gemsql.cli import main
 from gemsql.config import load_config
@@ -84,14 +84,23 @@ def test_merged_model_matches_base_plus_adapter(tmp_path, tiny_model):
 
 def test_training_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_model, caplog):
     from gemsql.data import prepare
-    from gemsql.train import last_checkpoint, train
+    from gemsql.train import checkpoint_problem, last_checkpoint, train
 
     cfg = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1, max_steps=2)
     prepare(cfg)
     train(cfg)
     ckpts = tmp_path / "run" / "checkpoints"
-    (ckpts / "checkpoint-2" / "trainer_state.json").unlink()  # a checkpoint cut short by a crash
-    assert last_checkpoint(cfg) == str(ckpts / "checkpoint-1")
+    assert checkpoint_problem(ckpts / "checkpoint-2") is None  # sealed with its files' digests
+    adapter = ckpts / "checkpoint-2" / "adapter_model.safetensors"
+    adapter.write_bytes(adapter.read_bytes()[:100])  # a checkpoint damaged after it was written
+    with caplog.at_level("WARNING"):
+        assert last_checkpoint(cfg) == str(ckpts / "checkpoint-1")
+    assert "changed since written: adapter_model.safetensors" in caplog.text
+    unsealed = ckpts / "checkpoint-9"
+    unsealed.mkdir()
+    (unsealed / "trainer_state.json").write_text("{}")  # a writer killed before the end: no seal
+    assert "not sealed" in checkpoint_problem(unsealed) and last_checkpoint(cfg) == str(ckpts / "checkpoint-1")
+    shutil.rmtree(unsealed)
     cfg3 = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1, max_steps=3)
     with caplog.at_level("INFO"):
         result = train(cfg3)
@@ -112,31 +121,6 @@ def test_qlora_4bit_trains_on_the_cpu(tmp_path, tiny_model):
     result = train(cfg)
     assert result.steps == 1 and result.train_loss > 0
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
-
-
-STOP_ROWS = [
-    {"sql_prompt": "How many cats?", "sql_context": "CREATE TABLE cats (id INT);", "sql": "SELECT COUNT(*) FROM cats;"},
-    {"sql_prompt": "List dog names.", "sql_context": "CREATE TABLE dogs (name TEXT);", "sql": "SELECT name FROM dogs;"},
-    {"sql_prompt": "Oldest bird?", "sql_context": "CREATE TABLE birds (age INT);", "sql": "SELECT MAX(age) FROM birds;"},
-]
-
-
-@pytest.fixture(scope="module")
-def stop_trained(tmp_path_factory, tiny_model):
-    """The tiny model trained to memorize STOP_ROWS: (merged model folder, adapter folder)."""
-    from gemsql.data import prepare
-    from gemsql.merge import merge
-    from gemsql.train import train
-
-    tmp = tmp_path_factory.mktemp("stop")
-    data = tmp / "rows.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in STOP_ROWS * 12))
-    cfg = tiny_config(tmp / "run", tiny_model, dataset=str(data), num_rows=0, test_size=3, max_steps=120,
-                      learning_rate=1e-2, max_grad_norm=1.0, per_device_train_batch_size=4, lora_dropout=0.0,
-                      max_new_tokens=24)
-    prepare(cfg)
-    result = train(cfg)
-    return merge(cfg), result.adapter_dir
 
 
 def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):

@@ -56,6 +56,29 @@ class AskArgs:
     max_rows: int = field(default=1000, metadata={"help": "Most result rows fetched."})
 
 
+@dataclass
+class ServeArgs:
+    model: str | None = field(default=None, metadata={"help": "Model folder (default: RUN/merged)."})
+    db: list[str] | None = field(
+        default=None,
+        metadata={"help": "Databases to serve, NAME=PATH each (SQLite files, opened read-only). Clients name them; "
+                  "nothing else can be queried."},
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0: every interface)."})
+    port: int = field(default=8000, metadata={"help": "Port to listen on."})
+    token: str | None = field(
+        default=None,
+        metadata={"help": "Require 'Authorization: Bearer TOKEN' on /v1/ (default: the GEMSQL_TOKEN environment "
+                  "variable, else no token)."},
+    )
+    max_body_bytes: int = field(default=16_384, metadata={"help": "Largest request body; larger gets 413."})
+    max_question_chars: int = field(default=1_000, metadata={"help": "Longest question; longer gets 422."})
+    max_batch: int = field(default=16, metadata={"help": "Most questions generated together in one batch."})
+    max_pending: int = field(default=64, metadata={"help": "Most questions waiting or generating; more get 503."})
+    query_timeout_s: float = field(default=5.0, metadata={"help": "Wall-clock limit for running one query."})
+    max_rows: int = field(default=1000, metadata={"help": "Most result rows returned."})
+
+
 COMMANDS = {
     "prepare": ("Read, convert, sample and split the dataset into RUN/data.", ()),
     "train": ("QLoRA fine-tune; the adapter lands in RUN/adapter (resumes from RUN/checkpoints).", ()),
@@ -63,6 +86,7 @@ COMMANDS = {
     "generate": ("Generate SQL for questions + schemas with a merged (or base + adapter) model.", (GenerateArgs,)),
     "eval": ("Score a predictions file by executing gold and predicted SQL.", (EvalArgs,)),
     "ask": ("Ask your own SQLite database a question: SQL from the model, run read-only.", (AskArgs,)),
+    "serve": ("Serve the model and named databases: HTTP API, OpenAPI docs, web page at /.", (ServeArgs,)),
     "run": ("The whole pipeline: prepare, train, merge, generate on the test split, evaluate base vs fine-tuned.", ()),
 }
 
@@ -97,6 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gemsql {command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        import errno
+
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            print(f"gemsql {command}: error: disk full while writing {e.filename or 'the output'}. Nothing was left "
+                  "half-written: outputs are written under a temporary name and renamed when complete, so a previous "
+                  "output is intact. Free space or choose another output_dir, then run the same command again "
+                  "(training resumes from its last complete checkpoint).", file=sys.stderr)
+            return 4
+        print(f"gemsql {command}: error: {e}", file=sys.stderr)  # a path that cannot be read or written
+        return 2
     except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
         if not _is_out_of_memory(e):
             raise
@@ -128,14 +163,22 @@ def _dispatch(command: str, args: list[str]) -> int:
         raise GemsqlError(f"unknown argument(s): {' '.join(rest)} (see gemsql {command} --help)")
     if command == "prepare":
         from gemsql.data import prepare
+        from gemsql.data.prepare import load_prepared
+        from gemsql.distributed import is_main, main_first
 
-        prepared = prepare(cfg)
+        with main_first():
+            prepared = prepare(cfg) if is_main() else load_prepared(cfg)
+        if not is_main():
+            return 0
         print(f"prepared {prepared.stats['train']['rows']} train / {prepared.stats['test']['rows']} test rows in {prepared.dir}")
     elif command == "train":
         from gemsql.train import train
 
+        from gemsql.distributed import is_main
+
         result = train(cfg)
-        print(f"adapter: {result.adapter_dir} (steps {result.steps}, train loss {result.train_loss:.4f})")
+        if is_main():
+            print(f"adapter: {result.adapter_dir} (steps {result.steps}, train loss {result.train_loss:.4f})")
     elif command == "merge":
         from gemsql.merge import merge
 
@@ -165,10 +208,14 @@ def _dispatch(command: str, args: list[str]) -> int:
               f"valid SQL {m['valid']:.1%} on {m['examples']} examples; report in {out}")
     elif command == "ask":
         _ask(cfg, extras[0], rest_question)
+    elif command == "serve":
+        _serve(cfg, extras[0])
     elif command == "run":
         from gemsql.pipeline import run
 
         report = run(cfg)
+        if not report:  # a non-main process of a distributed run: rank 0 reports
+            return 0
         print((cfg.run_dir / "report.md").read_text())
         print(f"report: {cfg.run_dir / 'report.json'} ({report['minutes']} minutes)")
     return 0
@@ -228,10 +275,34 @@ def _ask(cfg, a: AskArgs, question: str | None) -> None:
     print_answer(answer)
 
 
+def _serve(cfg, a: ServeArgs) -> None:
+    import os
+
+    from gemsql.evaluate.sandbox import Limits
+    from gemsql.merge import merged_dir
+    from gemsql.serve import ServeLimits, serve
+
+    if not a.db:
+        raise GemsqlError("name at least one database: --db NAME=PATH", field="db")
+    for name, value in (("max_body_bytes", a.max_body_bytes), ("max_question_chars", a.max_question_chars),
+                        ("max_batch", a.max_batch), ("max_pending", a.max_pending), ("max_rows", a.max_rows)):
+        if value < 1:
+            raise GemsqlError(f"must be >= 1, got {value}", field=name)
+    limits = ServeLimits(max_body_bytes=a.max_body_bytes, max_question_chars=a.max_question_chars,
+                         max_batch=a.max_batch, max_pending=a.max_pending,
+                         query=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
+    serve(a.model or str(merged_dir(cfg)), a.db, host=a.host, port=a.port,
+          token=a.token or os.environ.get("GEMSQL_TOKEN") or None,
+          max_new_tokens=cfg.generate.max_new_tokens, limits=limits)
+
+
 def _setup_logging() -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
+    from gemsql.distributed import is_main
+
+    # Under a launcher every process runs this: only rank 0 logs progress, the others only warnings.
+    logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -290,6 +290,8 @@ def parse_config(
     args: list[str], prog: str = "gemsql", extra: tuple[type, ...] = (), description: str | None = None
 ) -> tuple[Config, list, list[str]]:
     """Parse `--config FILE` plus flags: the Config, instances of `extra` dataclasses, and unknown flags."""
+    if args and args[-1] == "--config":
+        raise GemsqlError("--config needs a YAML file after it", field="config")
     config_file = args[args.index("--config") + 1] if "--config" in args[:-1] else None
     if config_file is not None and not Path(config_file).is_file():
         raise GemsqlError("config file not found", file=config_file)

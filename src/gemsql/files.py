@@ -21,22 +21,59 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces `target` whole, on error it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should look like any folder
     try:
         yield tmp
-        if target.exists():
-            # Move the old one aside first so that a crash between the two renames leaves one complete copy.
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        publish_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_dir(tmp: str | Path, target: str | Path) -> None:
+    """Make the finished folder `tmp` become `target`, replacing any previous one in one rename."""
+    tmp, target = Path(tmp), Path(target)
+    if target.exists():
+        # Move the old one aside first so that a crash between the two renames leaves one complete copy.
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def recover(target: str | Path) -> None:
+    """Undo what a killed writer left beside `target`: a complete previous copy moved aside (`.NAME.old`)
+    comes back if `target` is missing; unfinished temporary copies (`.NAME.*.tmp`) are removed."""
+    target = Path(target)
+    old = target.with_name(f".{target.name}.old")
+    if old.is_dir() and not target.exists():
+        os.replace(old, target)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
+def file_digests(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file in a folder (recursively), by relative path."""
+    import hashlib
+
+    folder = Path(folder)
+    digests = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digests[str(path.relative_to(folder))] = h.hexdigest()
+    return digests
 
 
 @contextlib.contextmanager

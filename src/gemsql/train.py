@@ -11,9 +11,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 from gemsql.config import Config
+from gemsql.distributed import is_main, main_first, wait_for_everyone
 from gemsql.errors import GemsqlError
-from gemsql.files import atomic_dir, write_json
+from gemsql.files import write_json
 
 log = logging.getLogger(__name__)
 CONFIG_NAME = "gemsql_config.yaml"
@@ -111,6 +114,7 @@ def setup(cfg: Config):
     """Model, tokenizer, dataset and trainer, ready to train."""
     from datasets import Dataset
     from peft import get_peft_model
+    from transformers import set_seed
     from trl import SFTTrainer
 
     from gemsql.data.prepare import load_prepared
@@ -121,7 +125,11 @@ def setup(cfg: Config):
     rows = [{"messages": r["messages"]} for r in read_jsonl(prepared.train)]
     if not rows:
         raise GemsqlError("the training split is empty", file=str(prepared.train))
-    tokenizer = load_tokenizer(cfg.model)
+    with main_first():  # under a launcher, one process converts the embedded model; the others reuse it
+        tokenizer = load_tokenizer(cfg.model)
+    # Seeded before the adapter exists: LoRA's A matrices are drawn at random when it is created, before the
+    # trainer seeds anything, so without this two runs of one config (or a restart from scratch) differ.
+    set_seed(cfg.train.seed)
     model = get_peft_model(load_model(cfg.model), peft_config(cfg, tokenizer))
     _expose_head_bias(model)
     trainer = SFTTrainer(
@@ -129,6 +137,7 @@ def setup(cfg: Config):
         args=sft_config(cfg, checkpoints_dir(cfg)),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
+        callbacks=[CheckpointSeal()],
     )
     return trainer, tokenizer
 
@@ -144,16 +153,61 @@ def _expose_head_bias(model) -> None:
         head.bias = getattr(head.original_module, "bias", None)
 
 
+SEAL_NAME = "gemsql_complete.json"
+
+
+class CheckpointSeal(TrainerCallback):
+    """Trainer callback: once a checkpoint is fully written, record the sha256 of each of its files.
+
+    transformers writes checkpoints in place, file by file; a process killed meanwhile (or a full disk)
+    leaves a folder that looks like a checkpoint. Only a sealed one whose files still match is resumed.
+    """
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            from gemsql.files import file_digests
+
+            write_json(folder / SEAL_NAME, file_digests(folder))
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from, or None when it is sealed and intact."""
+    import json
+
+    from gemsql.files import file_digests
+
+    seal = folder / SEAL_NAME
+    if not seal.is_file():
+        return "not sealed (its writer stopped before the end)"
+    try:
+        expected = json.loads(seal.read_text())
+    except (OSError, ValueError) as e:
+        return f"unreadable seal ({e})"
+    actual = file_digests(folder)
+    actual.pop(SEAL_NAME, None)
+    missing = sorted(set(expected) - set(actual))
+    if missing:
+        return f"missing {', '.join(missing)}"
+    changed = sorted(name for name, digest in expected.items() if actual[name] != digest)
+    if changed:
+        return f"changed since written: {', '.join(changed)}"
+    return None
+
+
 def last_checkpoint(cfg: Config) -> str | None:
-    """The newest checkpoint that finished writing (one without trainer_state.json is partial: skipped)."""
+    """The newest checkpoint that was completely written and is unchanged; others are skipped with a warning."""
     ckpts = sorted(
         (p for p in checkpoints_dir(cfg).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
         key=lambda p: int(p.name.split("-")[-1]),
     )
     for p in reversed(ckpts):
-        if (p / "trainer_state.json").is_file() and any(p.glob("adapter_model.*")):
+        problem = checkpoint_problem(p)
+        if problem is None:
             return str(p)
-        log.warning("skipping incomplete checkpoint %s", p)
+        log.warning("skipping checkpoint %s: %s; using an earlier one", p, problem)
     return None
 
 
@@ -161,20 +215,59 @@ def train(cfg: Config) -> TrainResult:
     """Fine-tune and save the adapter to run_dir/adapter."""
     trainer, tokenizer = setup(cfg)
     resume = last_checkpoint(cfg)
-    if resume:
-        log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    finished = _finished_state(cfg, resume) if resume else None
+    if finished is not None:
+        # Killed after the last checkpoint but before the adapter was written: resuming would train a step past
+        # max_steps (measured), so the adapter is taken from that checkpoint as it is.
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+        from transformers.trainer_utils import TrainOutput
+
+        log.info("training had finished at %s; writing the adapter from it", resume)
+        set_peft_model_state_dict(trainer.model, load_file(str(Path(resume) / "adapter_model.safetensors")))
+        losses = [h["loss"] for h in finished["log_history"] if "loss" in h]
+        result = TrainOutput(finished["global_step"], sum(losses) / len(losses) if losses else None,
+                             {"resumed_finished_checkpoint": resume})
+    else:
+        if resume:
+            log.info("resuming from %s", resume)
+        result = trainer.train(resume_from_checkpoint=resume)
     return cleanup(cfg, trainer, tokenizer, result)
 
 
+def _finished_state(cfg: Config, checkpoint: str) -> dict | None:
+    """The trainer state of a checkpoint written at the last step this config asks for, else None."""
+    import json
+
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    if cfg.train.max_steps > 0:
+        target = cfg.train.max_steps
+    elif state.get("num_train_epochs") == cfg.train.num_train_epochs:
+        target = state.get("max_steps", 0)
+    else:
+        return None  # asked for another number of epochs: let the trainer work out what is left
+    return state if target > 0 and state.get("global_step", 0) >= target else None
+
+
 def cleanup(cfg: Config, trainer, tokenizer, result) -> TrainResult:
+    """Write the adapter folder whole (rank 0 only; every rank takes part in gathering sharded weights)."""
+    from gemsql.files import publish_dir, recover
+
     out = adapter_dir(cfg)
-    with atomic_dir(out) as tmp:
-        trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        cfg.save(tmp / CONFIG_NAME)
-        write_json(tmp / "train_metrics.json", {**result.metrics, "global_step": result.global_step})
+    staging = out.with_name(f".{out.name}.staging.tmp")  # one name all ranks agree on
+    if is_main():
+        recover(out)  # also clears a staging folder a killed run left
+    if getattr(trainer, "is_fsdp_enabled", False):
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")  # whole adapter on rank 0
+    wait_for_everyone()
+    trainer.save_model(str(staging))  # the Trainer gathers what FSDP sharded and writes on rank 0 only
+    if is_main():
+        tokenizer.save_pretrained(staging)
+        cfg.save(staging / CONFIG_NAME)
+        write_json(staging / "train_metrics.json", {**result.metrics, "global_step": result.global_step})
+        publish_dir(staging, out)
+        log.info("adapter saved to %s", out)
+    wait_for_everyone()
     if cfg.train.push_to_hub:
         trainer.push_to_hub()
-    log.info("adapter saved to %s", out)
     return TrainResult(out, result.training_loss, result.global_step, result.metrics)

@@ -105,7 +105,10 @@ def _validate(records: list[dict], cfg: DataConfig, origin: str, require_sql: bo
     if cfg.split_by and cfg.split_by not in meta_cols:
         meta_cols = [*meta_cols, cfg.split_by]
     rows = []
+    seen_ids: dict[str, int] = {}
     for i, rec in enumerate(records, start=1):
+        if not isinstance(rec, dict):
+            raise GemsqlError("each row must be an object of named fields", file=origin, row=i)
         values = {}
         for key, column in required.items():
             value = rec.get(column)
@@ -127,6 +130,11 @@ def _validate(records: list[dict], cfg: DataConfig, origin: str, require_sql: bo
                 raise GemsqlError("metadata column missing", file=origin, row=i, field=column)
             metadata[column] = rec[column] if column in rec else nested[column]
         rid = rec.get("id")
+        if rid is not None:
+            if str(rid) in seen_ids:
+                raise GemsqlError(f"duplicate id '{rid}' (first on row {seen_ids[str(rid)]}): ids must be unique so "
+                                  "results can be matched across runs", file=origin, row=i, field="id")
+            seen_ids[str(rid)] = i
         rows.append(
             Row(
                 id=str(rid) if rid is not None else f"row-{i}",

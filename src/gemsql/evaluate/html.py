@@ -23,7 +23,7 @@ def bars(groups: list[str], runs: list[dict], values: list[list[float | None]]) 
     """Grouped horizontal bars: one group per category, one bar per run (value in 0..1)."""
     bar, gap, label_w, width = 14, 10, 220, 520
     height = len(groups) * (bar * len(runs) + gap) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 60}" height="{height}" role="img">']
+    parts = [f'<svg width="{label_w + width + 60}" height="{height}" role="img">']
     y = 5
     for g, group in enumerate(groups):
         parts.append(f'<text x="{label_w - 8}" y="{y + bar * len(runs) / 2 + 4}" text-anchor="end">{escape(group)}</text>')

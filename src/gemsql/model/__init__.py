@@ -122,8 +122,9 @@ def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | No
             # Storage dtype = compute dtype lets FSDP shard the 4-bit weights like the rest.
             bnb_4bit_quant_storage=dtype,
         )
-        if torch.cuda.is_available():
-            kwargs["device_map"] = {"": torch.cuda.current_device()}
+        if torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+            # Each data-parallel process keeps its copy on its own GPU; under FSDP the wrapper places the shards.
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
     try:
         return model_class(path).from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:

@@ -1,0 +1,40 @@
+"""What gemsql needs to run unchanged under `accelerate launch` or `torchrun`: who is the main process,
+and "main process first" for work done once (preparing data, converting the embedded model).
+
+Without a launcher (WORLD_SIZE unset or 1) every helper is a no-op, so single-process runs never
+initialise torch.distributed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main() -> bool:
+    """Rank 0 of all processes (of all nodes): the one that writes outputs and reports."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def main_first() -> Iterator[None]:
+    """The main process runs the block first; the others wait for it, then run it (and find its work done)."""
+    if world_size() == 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        yield
+
+
+def wait_for_everyone() -> None:
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()

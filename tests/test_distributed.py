@@ -1,0 +1,98 @@
+"""`gemsql train` under torchrun on this CPU (gloo): 2 processes match 1, two "nodes" on loopback, N -> M resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    # one thread per process: two processes share this machine's two cores, and results stay repeatable
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _config(tmp_path: Path, tiny_model: Path, name: str, **overrides) -> Path:
+    values = dict(model_name_or_path=str(tiny_model), output_dir=str(tmp_path / name), dataset="builtin", num_rows=72,
+                  test_size=8, quantization="none", max_length=256, max_steps=6, per_device_train_batch_size=2,
+                  learning_rate=5e-3, lora_dropout=0.0, logging_steps=1, save_strategy="steps", save_steps=3,
+                  report_to="none")
+    values.update(overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def _run(cmd: list[str], log: Path, timeout: int = 600) -> None:
+    with log.open("a") as out:
+        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(), timeout=timeout).returncode
+    assert rc == 0, log.read_text()[-4000:]
+
+
+def _losses(run: Path) -> list[float]:
+    last = max((run / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return [h["loss"] for h in json.loads((last / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory, tiny_model):
+    """The tiny model trained by 2 processes of 2 sequences each, and by 1 process of 4: (tmp, run2, run1)."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    log = tmp / "log.txt"
+    two = _config(tmp, tiny_model, "two")
+    one = _config(tmp, tiny_model, "one", per_device_train_batch_size=4)
+    _run([sys.executable, "-m", "gemsql", "prepare", str(two)], log)
+    _run([sys.executable, "-m", "gemsql", "prepare", str(one)], log)
+    _run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(_port()), "-m", "gemsql", "train", str(two)], log)
+    _run([sys.executable, "-m", "gemsql", "train", str(one)], log)
+    return tmp, tmp / "two", tmp / "one", log
+
+
+def test_two_processes_reach_the_loss_of_one_with_the_same_global_batch(two_process_run):
+    _, two, one, log = two_process_run
+    a, b = _losses(two), _losses(one)
+    assert len(a) == len(b) == 6
+    assert abs(a[0] - b[0]) < 1e-3 * b[0], (a, b)  # the same first global batch, split over two processes
+    assert abs(a[-1] - b[-1]) < 0.02 * b[-1], (a, b)
+    # only rank 0 wrote the adapter and printed the result
+    assert (two / "adapter" / "adapter_model.safetensors").is_file()
+    assert log.read_text().count(f"adapter: {two / 'adapter'}") == 1
+
+
+def test_a_checkpoint_from_two_processes_resumes_on_one(two_process_run, tiny_model):
+    tmp, two, _, log = two_process_run
+    more = _config(tmp, tiny_model, "two", max_steps=9)  # the same run folder, three more steps
+    _run([sys.executable, "-m", "gemsql", "train", str(more)], log)
+    assert "resuming from" in log.read_text() and len(_losses(two)) == 9
+    state = json.loads((two / "checkpoints" / "checkpoint-9" / "trainer_state.json").read_text())
+    assert state["global_step"] == 9
+
+
+def test_two_nodes_on_loopback(tmp_path, tiny_model):
+    config = _config(tmp_path, tiny_model, "nodes", max_steps=3, save_steps=3)
+    log = tmp_path / "log.txt"
+    _run([sys.executable, "-m", "gemsql", "prepare", str(config)], log)
+    port = str(_port())
+    nodes = [
+        subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
+                          "--master_addr", "127.0.0.1", "--master_port", port, "-m", "gemsql", "train", str(config)],
+                         stdout=(tmp_path / f"node{rank}.log").open("w"), stderr=subprocess.STDOUT, env=_env())
+        for rank in (0, 1)
+    ]
+    codes = [p.wait(timeout=600) for p in nodes]
+    assert codes == [0, 0], [(tmp_path / f"node{r}.log").read_text()[-3000:] for r in (0, 1)]
+    assert len(_losses(tmp_path / "nodes")) == 3 and (tmp_path / "nodes" / "adapter").is_dir()
