@@ -47,14 +47,50 @@ def finish(*args: str, log: Path) -> None:
         raise RuntimeError(f"gemsql {' '.join(args)} failed ({rc}); see {log}")
 
 
-def kill_at_random(args: list[str], seconds: float, rng: random.Random, log: Path) -> float:
-    """Start the command and SIGKILL it at a random moment of a run that takes `seconds`; the moment used."""
-    at = rng.uniform(0.1, 0.95) * seconds
+def appeared(watch: Path, since: float) -> bool:
+    """A path matching `watch` created after `since` (wall clock): a leftover of an earlier kill does not count."""
+    for path in watch.parent.glob(watch.name):
+        try:
+            if path.stat().st_mtime >= since:
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
+def timed(args: list[str], log: Path, watch: Path) -> tuple[float, float]:
+    """Run to the end: (seconds until `watch` first matches something, total seconds). Startup (imports,
+    model loading) takes most of a tiny run, so kills are aimed at the part after it."""
+    started, wall = time.perf_counter(), time.time()
     proc = gemsql(*args, log=log)
-    time.sleep(at)
-    proc.send_signal(signal.SIGKILL)
+    first = None
+    while proc.poll() is None:
+        if first is None and appeared(watch, wall):
+            first = time.perf_counter() - started
+        time.sleep(0.02)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gemsql {' '.join(args)} failed; see {log}")
+    total = time.perf_counter() - started
+    return (first if first is not None else 0.5 * total), total
+
+
+def kill_at(args: list[str], at: float | None, log: Path, watch: Path | None = None) -> float:
+    """Start the command and SIGKILL it `at` seconds in, or (at=None) the moment `watch` appears; the moment."""
+    started, wall = time.perf_counter(), time.time()
+    proc = gemsql(*args, log=log)
+    while proc.poll() is None:
+        now = time.perf_counter() - started
+        if (at is not None and now >= at) or (at is None and appeared(watch, wall)):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
     proc.wait()
-    return at
+    return time.perf_counter() - started
+
+
+def leftovers(output: Path) -> list[Path]:
+    """Temporary copies beside an output folder or inside it, after a run that completed."""
+    return [*output.parent.glob(f".{output.name}.*"), *output.glob(".*.tmp")]
 
 
 def final_loss(run: Path) -> float:
@@ -87,10 +123,13 @@ def broken_outputs(run: Path) -> list[str]:
             json.loads((merged / "config.json").read_text())
         except Exception as e:
             broken.append(f"merged: {type(e).__name__}: {e}")
-    for metrics in (run / "eval").glob("*/metrics.json"):
+    for metrics in (run / "eval").glob("*/metrics.json"):  # the eval folder's commit mark, written last
         try:
-            json.loads(metrics.read_text())
-        except ValueError as e:
+            examples = json.loads(metrics.read_text())["examples"]
+            verdicts = (metrics.parent / "verdicts.jsonl").read_text().splitlines()
+            if len(verdicts) != examples or not all((metrics.parent / f).is_file() for f in ("report.md", "report.html")):
+                broken.append(f"{metrics.parent}: metrics.json beside a partial evaluation")
+        except (OSError, ValueError, KeyError) as e:
             broken.append(f"{metrics}: {e}")
     return broken
 
@@ -107,43 +146,47 @@ def kill_harness(work: Path, kills: int, seed: int = 0, tolerance: float = 1e-3)
 
     ref = work / "reference"
     finish("prepare", str(config), "--output_dir", str(ref), log=log)
-    started = time.perf_counter()
-    finish("train", str(config), "--output_dir", str(ref), log=log)
-    train_s = time.perf_counter() - started
+    # training starts about when the first checkpoint appears; kills fall between then and the end
+    train_begin, train_s = timed(["train", str(config), "--output_dir", str(ref)], log, ref / "checkpoints" / "checkpoint-*")
     reference = final_loss(ref)
 
     points, resumed_ok, broken = [], 0, []
     for k in range(kills):
         run = work / f"killed-{k}"
         finish("prepare", str(config), "--output_dir", str(run), log=log)
-        at = kill_at_random(["train", str(config), "--output_dir", str(run)], train_s, rng, log)
+        at = kill_at(["train", str(config), "--output_dir", str(run)], rng.uniform(0.8 * train_begin, train_s), log)
         sealed = sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*") if (p / "gemsql_complete.json").is_file())
         broken += [f"killed-{k}: {b}" for b in broken_outputs(run)]
         finish("train", str(config), "--output_dir", str(run), log=log)
+        broken += [f"killed-{k}: left after the rerun: {p.name}" for p in leftovers(run / "adapter")]
         loss = final_loss(run)
         ok = abs(loss - reference) <= tolerance * max(1.0, abs(reference))
         resumed_ok += ok
-        points.append({"command": "train", "killed_after_s": round(at, 2), "sealed_checkpoints": sealed,
+        points.append({"command": "train", "when": "random", "killed_after_s": round(at, 2), "sealed_checkpoints": sealed,
                        "final_loss": loss, "reference_loss": reference, "resumed_ok": ok})
 
-    for command, extra in (("merge", []), ("eval", None)):
-        args = [command, str(config), "--output_dir", str(ref)]
+    for command in ("merge", "eval"):
+        args, output = [command, str(config), "--output_dir", str(ref)], ref / "merged"
         if command == "eval":
             finish("generate", str(config), "--output_dir", str(ref), "--input", str(ref / "data" / "test.jsonl"),
                    "--question_column", "question", "--context_column", "context",  # the prepared file's names
                    "--output", str(ref / "predictions.jsonl"), log=log)
+            output = ref / "eval" / "killed"
             args = ["eval", str(config), "--output_dir", str(ref), "--predictions", str(ref / "predictions.jsonl"),
-                    "--eval_output", str(ref / "eval" / "killed")]
-        started = time.perf_counter()
-        finish(*args, log=log)
-        seconds = time.perf_counter() - started
-        for _ in range(2):
-            at = kill_at_random(args, seconds, rng, log)
+                    "--eval_output", str(output)]
+        # the temporary copy of the first file written: the output is being written
+        writing = output.parent / f".{output.name}.*.tmp" if command == "merge" else output / ".verdicts.jsonl.*.tmp"
+        begin, seconds = timed(args, log, writing)
+        # once at a random moment of the work after startup, once the moment the output starts being written
+        for at, label in ((rng.uniform(0.8 * begin, seconds), "random"), (None, "while writing its output")):
+            moment = kill_at(args, at, log, writing)
             broken += [f"{command}: {b}" for b in broken_outputs(ref)]
-            finish(*args, log=log)  # and the rerun completes
-            points.append({"command": command, "killed_after_s": round(at, 2)})
+            finish(*args, log=log)  # and the rerun completes, tidying what the killed one left
+            broken += [f"{command}: left after the rerun: {p.name}" for p in leftovers(output)]
+            points.append({"command": command, "when": label, "killed_after_s": round(moment, 2)})
     return {"kill_points": len(points), "train_kills": kills, "resumed_ok": resumed_ok, "corrupt_outputs": len(broken),
-            "corrupt": broken, "points": points, "train_seconds": round(train_s, 1)}
+            "corrupt": broken, "points": points, "train_seconds": round(train_s, 1),
+            "train_first_checkpoint_s": round(train_begin, 1)}
 
 
 def fuzz(examples: int) -> dict:

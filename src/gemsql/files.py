@@ -81,6 +81,7 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator[Any]:
     """Open a temporary file beside `target`; it becomes `target` only if the block ends without error."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover(target)  # temporary copies a killed writer left
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should look like any file
     try:

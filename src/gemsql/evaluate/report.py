@@ -50,12 +50,16 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
     breakdown = sorted({k for r in rows for k in (r.get("metadata") or {})})
     metrics = {"label": label, **summarize(verdicts, breakdown)}
     out = Path(output_dir)
+    # metrics.json is the commit mark of the folder: removed first, written last, so when it is there the
+    # verdicts and reports beside it are whole and from the same evaluation (the folder also holds the
+    # predictions, so it is not replaced as one).
+    (out / "metrics.json").unlink(missing_ok=True)
     write_jsonl(out / "verdicts.jsonl", verdicts)
-    write_json(out / "metrics.json", metrics)
     with atomic_file(out / "report.md") as f:
         f.write(markdown([metrics]))
     with atomic_file(out / "report.html") as f:
         f.write(page([metrics], title=f"gemsql evaluation: {label}"))
+    write_json(out / "metrics.json", metrics)
     log.info("%s: execution accuracy %.1f%%, exact match %.1f%%, valid SQL %.1f%% on %d examples", label,
              100 * metrics["exec_match"], 100 * metrics["exact_match"], 100 * metrics["valid"], metrics["examples"])
     return metrics
