@@ -169,7 +169,6 @@ def kill_harness(work: Path, kills: int, seed: int = 0, tolerance: float = 1e-3)
         args, output = [command, str(config), "--output_dir", str(ref)], ref / "merged"
         if command == "eval":
             finish("generate", str(config), "--output_dir", str(ref), "--input", str(ref / "data" / "test.jsonl"),
-                   "--question_column", "question", "--context_column", "context",  # the prepared file's names
                    "--output", str(ref / "predictions.jsonl"), log=log)
             output = ref / "eval" / "killed"
             args = ["eval", str(config), "--output_dir", str(ref), "--predictions", str(ref / "predictions.jsonl"),

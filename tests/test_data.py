@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import sqlite3
 from collections import Counter
@@ -225,3 +226,19 @@ def test_split_by_that_takes_every_group_and_a_broken_context_are_named(tmp_path
                 tokenizer=load_tokenizer(tiny_config(tmp_path / "b", embedded_model).model))
     assert "row 5" in str(e.value) and "field 'context'" in str(e.value) and str(path) in str(e.value)
     assert not (tmp_path / "b" / "data").exists()
+
+
+def test_a_prepared_split_can_be_read_back_as_input(tmp_path, embedded_model):
+    """`gemsql generate --input RUN/data/test.jsonl` works with the config that prepared it."""
+    from conftest import tiny_config
+
+    from gemsql.data import prepare
+    from gemsql.model import load_tokenizer
+
+    cfg = tiny_config(tmp_path / "run", embedded_model, num_rows=30, test_size=5)
+    prepared = prepare(cfg, tokenizer=load_tokenizer(cfg.model))
+    rows = load_rows(dataclasses.replace(cfg.data, dataset=str(prepared.test)), seed=0)
+    original = read_jsonl(prepared.test)
+    assert [(r.id, r.question, r.context, r.sql) for r in rows] == [
+        (o["id"], o["question"], o["context"], o["sql"]) for o in original]
+    assert rows[0].metadata == original[0]["metadata"]  # nested metadata read back too

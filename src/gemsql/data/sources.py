@@ -97,11 +97,16 @@ def _validate(records: list[dict], cfg: DataConfig, origin: str, require_sql: bo
         raise GemsqlError("the dataset has no rows", file=origin)
     required = {"question": cfg.question_column, "context": cfg.context_column, "sql": cfg.sql_column}
     first = records[0]
+    if isinstance(first, dict) and "messages" in first and {"question", "context"} <= set(first) \
+            and not {cfg.question_column, cfg.context_column} <= set(first):
+        required = {"question": "question", "context": "context", "sql": "sql"}  # a file gemsql prepared
     for key, column in required.items():
         if column not in first and (require_sql or key != "sql"):
             have = ", ".join(sorted(map(str, first))) or "none"
             raise GemsqlError(f"column missing (columns found: {have})", file=origin, row=1, field=column)
-    meta_cols = cfg.metadata_columns if cfg.metadata_columns is not None else [c for c in KNOWN_METADATA if c in first]
+    first_meta = first.get("metadata") if isinstance(first, dict) and isinstance(first.get("metadata"), dict) else {}
+    meta_cols = (cfg.metadata_columns if cfg.metadata_columns is not None
+                 else [c for c in KNOWN_METADATA if c in first or c in first_meta])
     if cfg.split_by and cfg.split_by not in meta_cols:
         meta_cols = [*meta_cols, cfg.split_by]
     rows = []
