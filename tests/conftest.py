@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,17 @@ def stop_trained(tmp_path_factory, tiny_model):
     prepare(cfg)
     result = train(cfg)
     return merge(cfg), result.adapter_dir
+
+
+class CharTokenizer:
+    """One token per character: enough to exercise prompt budgets without a model."""
+
+    def __call__(self, text, add_special_tokens=False):
+        return SimpleNamespace(input_ids=list(text))
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

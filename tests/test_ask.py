@@ -2,6 +2,8 @@ import sqlite3
 
 import pytest
 
+from conftest import CharTokenizer
+
 from gemsql.ask import check_read_only, fit_schema, read_schema
 from gemsql.cli import main
 
@@ -30,13 +32,6 @@ def test_schema_is_read_with_a_few_sample_rows(shop):
 
 
 def test_schema_shrinks_to_fit_the_prompt(shop):
-    class CharTokenizer:  # one token per character, enough to exercise the budget
-        def __call__(self, text, add_special_tokens=False):
-            class Out:
-                input_ids = list(text)
-
-            return Out()
-
     con = sqlite3.connect(shop)
     full, rows = fit_schema(con, CharTokenizer(), 10_000)
     assert rows == 3

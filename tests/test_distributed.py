@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env() -> dict:
@@ -57,7 +51,7 @@ def two_process_run(tmp_path_factory, tiny_model):
     one = _config(tmp, tiny_model, "one", per_device_train_batch_size=4)
     _run([sys.executable, "-m", "gemsql", "prepare", str(two)], log)
     _run([sys.executable, "-m", "gemsql", "prepare", str(one)], log)
-    _run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(_port()), "-m", "gemsql", "train", str(two)], log)
+    _run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "gemsql", "train", str(two)], log)
     _run([sys.executable, "-m", "gemsql", "train", str(one)], log)
     return tmp, tmp / "two", tmp / "one", log
 
@@ -86,7 +80,7 @@ def test_two_nodes_on_loopback(tmp_path, tiny_model):
     config = _config(tmp_path, tiny_model, "nodes", max_steps=3, save_steps=3)
     log = tmp_path / "log.txt"
     _run([sys.executable, "-m", "gemsql", "prepare", str(config)], log)
-    port = str(_port())
+    port = str(free_port())
     nodes = [
         subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--node_rank", str(rank), "--nproc_per_node", "1",
                           "--master_addr", "127.0.0.1", "--master_port", port, "-m", "gemsql", "train", str(config)],

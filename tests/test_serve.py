@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 import urllib.request
 
 import pytest
+from conftest import CharTokenizer, free_port
 
 from gemsql.errors import GemsqlError
 
@@ -90,10 +90,6 @@ def _scripted_app(dbs: dict, sql: str, **kw):
     """The server with a generator that always writes `sql`: to check what the server does with SQL a
     model could write (hostile or slow), which the tiny model cannot be made to write on cue."""
     from gemsql.serve import create_app, load_databases
-
-    class CharTokenizer:
-        def __call__(self, text, add_special_tokens=False):
-            return type("Encoded", (), {"input_ids": list(text)})()
 
     delay = kw.pop("delay", 0.0)
 
@@ -185,7 +181,7 @@ def test_database_specs_are_checked(tmp_path):
     good = _db(tmp_path / "a.sqlite", "CREATE TABLE t (a INT)")
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database" * 100)
-    tok = lambda text, add_special_tokens=False: type("E", (), {"input_ids": list(text)})()  # noqa: E731
+    tok = CharTokenizer()
     for specs, message in [
         (["a"], "expected NAME=PATH"),
         ([f"a={good}", f"a={good}"], "given twice"),
@@ -196,17 +192,11 @@ def test_database_specs_are_checked(tmp_path):
             load_databases(specs, tok)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(served, tmp_path_factory):
     """`gemsql serve` as a user starts it: a real uvicorn process on a loopback port."""
     model, dbs = served
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
     cmd = [sys.executable, "-m", "gemsql", "serve", "--model", model, "--port", str(port), "--max_new_tokens", "24",
            "--db", *(f"{k}={v}" for k, v in dbs.items())]
