@@ -90,3 +90,17 @@ def test_two_nodes_on_loopback(tmp_path, tiny_model):
     codes = [p.wait(timeout=600) for p in nodes]
     assert codes == [0, 0], [(tmp_path / f"node{r}.log").read_text()[-3000:] for r in (0, 1)]
     assert len(_losses(tmp_path / "nodes")) == 3 and (tmp_path / "nodes" / "adapter").is_dir()
+
+
+def test_the_whole_pipeline_under_torchrun_reports_once(tmp_path, tiny_model):
+    """`gemsql run` with 2 processes: both train, rank 0 alone merges, evaluates and prints the report."""
+    config = _config(tmp_path, tiny_model, "run", max_steps=2, save_steps=2, max_new_tokens=8, eval_rows=4,
+                     generation_batch_size=4)
+    log = tmp_path / "log.txt"
+    _run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "gemsql", "run", str(config)],
+         log)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["rows_test"] == 4 and set(report) >= {"base", "finetuned"}
+    text = log.read_text()
+    # no duplicated output: one "prepared" log line, one final "report: RUN/report.json (N minutes)" line
+    assert text.count("report.json (") == 1 and text.count("prepared ") == 1

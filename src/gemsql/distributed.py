@@ -27,14 +27,19 @@ def main_first() -> Iterator[None]:
     if world_size() == 1:
         yield
         return
-    from accelerate import PartialState
-
-    with PartialState().main_process_first():
+    with _state().main_process_first():
         yield
 
 
 def wait_for_everyone() -> None:
     if world_size() > 1:
-        from accelerate import PartialState
+        _state().wait_for_everyone()
 
-        PartialState().wait_for_everyone()
+
+def _state():
+    """accelerate's per-process state; on machines without CUDA it must be told to use the CPU (gloo), or
+    it sees a single process and its barriers do nothing."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
