@@ -83,7 +83,7 @@ def main() -> int:
         "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
         "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
     }
-    record(args.out, result, key=("device",))
+    record(args.out, result, key=("device", "model", "batch_size"))
     return 0
 
 
