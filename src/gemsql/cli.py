@@ -163,11 +163,9 @@ def _dispatch(command: str, args: list[str]) -> int:
         raise GemsqlError(f"unknown argument(s): {' '.join(rest)} (see gemsql {command} --help)")
     if command == "prepare":
         from gemsql.data import prepare
-        from gemsql.data.prepare import load_prepared
-        from gemsql.distributed import is_main, main_first
+        from gemsql.distributed import is_main
 
-        with main_first():
-            prepared = prepare(cfg) if is_main() else load_prepared(cfg)
+        prepared = prepare(cfg)
         if not is_main():
             return 0
         print(f"prepared {prepared.stats['train']['rows']} train / {prepared.stats['test']['rows']} test rows in {prepared.dir}")

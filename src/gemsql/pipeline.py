@@ -22,12 +22,10 @@ def run(cfg: Config) -> dict:
     from gemsql.model import resolve_model
     from gemsql.train import train
 
-    from gemsql.data.prepare import load_prepared
-    from gemsql.distributed import is_main, main_first
+    from gemsql.distributed import is_main
 
     started = time.perf_counter()
-    with main_first():  # under a launcher: rank 0 prepares, the others wait and read its files
-        prepared = prepare(cfg) if is_main() else load_prepared(cfg)
+    prepared = prepare(cfg)  # under a launcher: rank 0 prepares, the others wait and read its files
     train(cfg)
     if not is_main():  # merging, generation and scoring happen once, on rank 0
         return {}

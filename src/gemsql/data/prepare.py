@@ -35,7 +35,16 @@ def data_dir(cfg: Config) -> Path:
 
 
 def prepare(cfg: Config, tokenizer=None) -> Prepared:
-    """Write train.jsonl, test.jsonl and stats.json under run_dir/data/ (all or nothing)."""
+    """Write train.jsonl, test.jsonl and stats.json under run_dir/data/ (all or nothing).
+
+    Under a launcher (torchrun, accelerate) rank 0 prepares while the others wait, then read its files."""
+    from gemsql.distributed import is_main, main_first
+
+    with main_first():
+        return _prepare(cfg, tokenizer) if is_main() else load_prepared(cfg)
+
+
+def _prepare(cfg: Config, tokenizer=None) -> Prepared:
     from gemsql.model import load_tokenizer
 
     tokenizer = tokenizer or load_tokenizer(cfg.model)

@@ -23,12 +23,17 @@ def read_schema(con: sqlite3.Connection, sample_rows: int = 3) -> str:
         parts.append(ddl.strip().rstrip(";") + ";")
         if kind != "table" or sample_rows <= 0:
             continue
-        quoted = '"' + name.replace('"', '""') + '"'
+        quoted = quote_identifier(name)
         rows = con.execute(f"SELECT * FROM {quoted} LIMIT {int(sample_rows)}").fetchall()
         if rows:
             values = ", ".join("(" + ", ".join(_literal(v) for v in r) + ")" for r in rows)
             parts.append(f"INSERT INTO {quoted} VALUES {values};")
     return "\n".join(parts)
+
+
+def quote_identifier(name: str) -> str:
+    """A table or column name as a double-quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def context_schema(context: str, sample_rows: int) -> str:

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gemsql.data.schema import quote_identifier
 from gemsql.errors import GemsqlError
 from gemsql.evaluate.sandbox import Limits, open_readonly, run
 from gemsql.serve.batcher import Batcher, Busy
@@ -73,13 +74,9 @@ def _tables(con: sqlite3.Connection) -> list[dict]:
     names = [r[0] for r in con.execute(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     return [
-        {"name": n, "columns": [{"name": c[1], "type": c[2]} for c in con.execute(f"PRAGMA table_info({_quote(n)})")]}
+        {"name": n, "columns": [{"name": c[1], "type": c[2]} for c in con.execute(f"PRAGMA table_info({quote_identifier(n)})")]}
         for n in names
     ]
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class SqlRequest(BaseModel):
