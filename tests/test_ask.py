@@ -51,6 +51,7 @@ def test_schema_shrinks_to_fit_the_prompt(shop):
         ("ATTACH 'x.db' AS x", False),
         ("PRAGMA writable_schema = 1", False),
         ("this is not sql at all", False),
+        ("SELECT " + "(" * 5000 + "1" + ")" * 5000, False),  # too deep for sqlglot's parser: refused, no crash
     ],
 )
 def test_only_one_read_only_statement_runs(sql, ok):

@@ -76,6 +76,9 @@ def test_score_reports_broken_examples_instead_of_raising():
     assert score(CTX, "SELECT nope FROM t", "SELECT 1").gold_error.startswith("gold fails")
     assert score("CREATE TABL broken", "SELECT 1", "SELECT 1").gold_error.startswith("context fails")
     assert not score(CTX, "SELECT 1", "SELECT 1; DROP TABLE t").valid
+    # a degenerate answer nested too deeply for sqlglot (seen on the GPU: the run ended in RecursionError)
+    deep = "SELECT " + "(" * 5000 + "1" + ")" * 5000
+    assert not score(CTX, "SELECT 1", deep).valid and normalize_sql(deep).startswith("select (((")
     # gold alternatives: any one counts
     assert score(CTX, ["SELECT 99", "SELECT COUNT(*) FROM t"], "SELECT 3").exec_match
 

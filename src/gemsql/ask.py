@@ -17,6 +17,7 @@ from sqlglot import exp
 from gemsql.data.schema import read_schema
 from gemsql.errors import GemsqlError
 from gemsql.evaluate.sandbox import Limits, Result, open_readonly, run
+from gemsql.evaluate.score import parse_statements
 
 READ_ONLY = (exp.Query, exp.Values)
 
@@ -42,10 +43,9 @@ def fit_schema(con: sqlite3.Connection, tokenizer, budget_tokens: int) -> tuple[
 
 def check_read_only(sql: str) -> str | None:
     """Why `sql` must not run, or None: it must parse as exactly one SELECT/WITH/VALUES statement."""
-    try:
-        trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as e:
-        return f"not valid SQL: {str(e).splitlines()[0]}"
+    trees = parse_statements(sql)
+    if isinstance(trees, str):
+        return trees
     if len(trees) != 1:
         return f"expected one statement, got {len(trees)}"
     if not isinstance(trees[0], READ_ONLY):

@@ -9,6 +9,7 @@ A gold or context that fails is reported as such (`gold_error`), never raised.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -33,36 +34,53 @@ class Verdict:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=8192)
+def parse_statements(sql: str) -> tuple[exp.Expression, ...] | str:
+    """sqlglot's statements for `sql` (SQLite dialect), or why it does not parse.
+
+    Cached, because scoring asks several questions of each prediction and gold (callers must not change the
+    trees). A degenerate answer nested too deeply for sqlglot's recursive parser fails to parse; it does not
+    crash the evaluation."""
+    try:
+        return tuple(t for t in sqlglot.parse(sql, read="sqlite") if t is not None)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError) as e:
+        return f"not valid SQL: {(str(e).splitlines() or [type(e).__name__])[0]}"
+    except RecursionError:
+        return "not valid SQL: nested too deeply"
+
+
+def _first(sql: str) -> exp.Expression | None:
+    trees = parse_statements(sql.strip())
+    return trees[0] if isinstance(trees, tuple) and trees else None
+
+
 def normalize_sql(sql: str) -> str:
     """A canonical form for exact match; unparsable SQL falls back to lower-cased, single-spaced text."""
     text = sql.strip().rstrip(";").strip()
-    try:
-        tree = sqlglot.parse_one(text, read="sqlite")
-        return tree.sql(dialect="sqlite", normalize=True, pretty=False).lower()
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
-        return " ".join(text.lower().split())
+    trees = parse_statements(text)
+    if isinstance(trees, tuple) and len(trees) == 1:
+        try:
+            return trees[0].sql(dialect="sqlite", normalize=True, pretty=False).lower()
+        except (ValueError, RecursionError):
+            pass
+    return " ".join(text.lower().split())
 
 
 def parses(sql: str) -> bool:
-    try:
-        trees = sqlglot.parse(sql.strip(), read="sqlite")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
-        return False
-    return len([t for t in trees if t is not None]) == 1
+    trees = parse_statements(sql.strip())
+    return isinstance(trees, tuple) and len(trees) == 1
 
 
 def _is_query(sql: str) -> bool:
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+    tree = _first(sql)
+    if tree is None:
         return sql.lstrip().upper().startswith(("SELECT", "WITH", "VALUES"))
     return isinstance(tree, (exp.Query, exp.Values))
 
 
 def _ordered(sql: str) -> bool:
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+    tree = _first(sql)
+    if tree is None:
         return "order by" in sql.lower()
     return tree.args.get("order") is not None
 
