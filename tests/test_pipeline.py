@@ -1,8 +1,10 @@
 """End to end on a tiny random Gemma 3: the real commands, asserting on the artifacts they write."""
 
 import json
+import logging
 import shutil
 
+import pytest
 import torch
 from conftest import STOP_ROWS, tiny_config
 
@@ -59,6 +61,22 @@ def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
     assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["common_examples"] == 8
     # no temporary leftovers anywhere
     assert not [p for p in run.rglob("*.tmp")]
+
+
+def test_evaluation_after_liger_training_runs_in_a_fresh_process(tmp_path, tiny_model, monkeypatch, caplog):
+    """Liger (GPU only) swaps Gemma 3's classes process-wide while training; `gemsql run` then merges and
+    evaluates in a fresh interpreter, with the same figures as in the training process."""
+    from gemsql import pipeline
+    from gemsql.data.prepare import load_prepared
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, eval_rows=4)
+    monkeypatch.setattr(pipeline, "training_patches_models", lambda cfg: True)  # as on a GPU with liger-kernel
+    caplog.set_level(logging.INFO, logger="gemsql")
+    report = pipeline.run(cfg)
+    assert "merging and evaluating in a fresh process" in caplog.text
+    assert json.loads((tmp_path / "run" / "report.json").read_text()) == report and report["rows_test"] == 4
+    again = pipeline.evaluate_run(cfg, load_prepared(cfg))  # in this process, from the same adapter
+    assert {k: v for k, v in again.items() if k != "minutes"} == {k: v for k, v in report.items() if k != "minutes"}
 
 
 def test_merged_model_matches_base_plus_adapter(tmp_path, tiny_model):
@@ -143,6 +161,57 @@ def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):
     unmerged, tok = load_for_generation(str(tiny_model), adapter=str(adapter))
     same = generate_sql(unmerged, tok, pairs, max_new_tokens=24, stop_at_statement_end=False, progress=False)
     assert [g.sql for g in same] == [g.sql for g in gens]
+
+
+class _SmallGpu:
+    """A model whose generate() runs out of GPU memory above `limit` prompts at once (as a small GPU would)."""
+
+    def __init__(self, model, limit: int):
+        self.model, self.limit, self.batches = model, limit, []
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def generate(self, **kwargs):
+        self.batches.append(kwargs["input_ids"].shape[0])
+        if kwargs["input_ids"].shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.model.generate(**kwargs)
+
+
+def test_generation_halves_a_batch_that_does_not_fit(stop_trained, caplog):
+    from gemsql.generate import generate_sql, load_for_generation
+
+    model, tok = load_for_generation(str(stop_trained[0]))
+    pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS] * 2
+    small = _SmallGpu(model, limit=2)
+    gens = generate_sql(small, tok, pairs, max_new_tokens=24, batch_size=6, progress=False)
+    assert small.batches == [6, 3, 1, 2, 3, 1, 2]  # 6 -> 3 + 3, each 3 -> 1 + 2
+    assert [g.sql for g in gens] == [r["sql"] for r in STOP_ROWS] * 2  # complete, in input order
+    assert "out of GPU memory generating 6 prompts at once; trying 3" in caplog.text
+    with pytest.raises(torch.OutOfMemoryError):  # one prompt that does not fit is a real error
+        generate_sql(_SmallGpu(model, limit=0), tok, pairs[:1], max_new_tokens=8, progress=False)
+
+
+def test_rows_that_ended_leave_the_batch_and_the_rest_go_on(tiny_model, stop_trained):
+    """Decoding in rounds gives exactly the single-pass answers, while answers that ended stop being decoded."""
+    from gemsql.data.builtin import generate as builtin_rows
+    from gemsql.generate import generate_sql, load_for_generation
+
+    model, tok = load_for_generation(str(stop_trained[0]))
+    # three questions the model learned to answer briefly, and six it rambles on
+    pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS] + [
+        (r.question, r.context) for r in builtin_rows(6, seed=3)]
+    for stop_at_statement_end in (True, False):
+        once = generate_sql(model, tok, pairs, max_new_tokens=40, batch_size=9, first_round_tokens=0,
+                            stop_at_statement_end=stop_at_statement_end, progress=False)
+        recorder = _SmallGpu(model, limit=len(pairs))
+        rounds = generate_sql(recorder, tok, pairs, max_new_tokens=40, batch_size=9, first_round_tokens=4,
+                              stop_at_statement_end=stop_at_statement_end, progress=False)
+        assert [(g.raw, g.stop_reason, g.new_tokens) for g in rounds] == [
+            (g.raw, g.stop_reason, g.new_tokens) for g in once]
+        assert recorder.batches[0] == 9 and recorder.batches[-1] < 9, recorder.batches  # the brief ones left
+        assert {g.stop_reason for g in once[:3]} <= {"<end_of_turn>", "statement"}
 
 
 def test_ask_runs_the_answer_read_only_on_a_users_database(tmp_path, stop_trained, capsys):

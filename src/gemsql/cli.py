@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args and not args[0].startswith("-") and args[0].endswith((".yaml", ".yml")):
         args = ["--config", args[0], *args[1:]]  # `gemsql run CONFIG` reads like the tutorial's one-liner
-    _setup_logging()
+    setup_logging()
     try:
         return _dispatch(command, args)
     except GemsqlError as e:
@@ -294,13 +294,15 @@ def _serve(cfg, a: ServeArgs) -> None:
           max_new_tokens=cfg.generate.max_new_tokens, limits=limits)
 
 
-def _setup_logging() -> None:
+def setup_logging(main: bool | None = None) -> None:
+    """Progress on the console; `main`: whether this process logs progress (default: rank 0 of a launch)."""
     from rich.logging import RichHandler
 
     from gemsql.distributed import is_main
 
     # Under a launcher every process runs this: only rank 0 logs progress, the others only warnings.
-    logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format="%(message)s", datefmt="[%X]",
+    main = is_main() if main is None else main
+    logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,7 +1,9 @@
 """`gemsql generate`: batched greedy SQL generation from (question, schema) pairs.
 
 Prompts are sorted by length so each batch pads little, left-padded so every row's answer starts at
-the same position, and decoding stops per row at <eos> or <end_of_turn>.
+the same position, and decoding stops per row at <eos>, <end_of_turn> or the end of one complete SQL
+statement. A batch decodes in rounds of growing length; after each round the rows that ended leave and
+the rest go on from the same KV cache, so a few long answers no longer keep a whole batch decoding.
 """
 
 from __future__ import annotations
@@ -97,9 +99,15 @@ def semicolon_token_ids(tokenizer) -> torch.Tensor:
 @torch.inference_mode()
 def generate_sql(
     model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16,
-    stop_at_statement_end: bool = True, progress: bool = True,
+    stop_at_statement_end: bool = True, progress: bool = True, first_round_tokens: int = 32,
 ) -> list[Generation]:
-    """Greedy SQL for each (question, context) pair, in input order."""
+    """Greedy SQL for each (question, context) pair, in input order.
+
+    A batch decodes in rounds of growing length (`first_round_tokens`, then twice as many, ...; 0: one round of
+    max_new_tokens): after each round the rows that ended leave and only the unfinished ones go on from their
+    partial answers. Most answers end early, and a few rambling ones no longer keep a whole batch decoding.
+    A batch that runs out of GPU memory is split in two and retried, so `batch_size` is an upper bound that a
+    smaller GPU (or longer prompts) lowers by itself."""
     from gemsql.model import stop_token_ids
 
     prompts = [
@@ -108,47 +116,115 @@ def generate_sql(
     encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     stops = stop_token_ids(tokenizer)
-    semicolons = semicolon_token_ids(tokenizer) if stop_at_statement_end else None
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    device = next(model.parameters()).device
+    decode = _BatchDecoder(model, tokenizer, stops, semicolon_token_ids(tokenizer) if stop_at_statement_end else None)
+    rounds = _round_lengths(max_new_tokens, first_round_tokens)
     results: list[Generation | None] = [None] * len(prompts)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    started = time.perf_counter()
-    for b, batch in enumerate(batches, start=1):
-        width = max(len(encoded[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-            mask[row, width - len(encoded[i]) :] = 1
-        out = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=stops,
-            pad_token_id=pad,
-            stopping_criteria=StoppingCriteriaList(
-                [StatementEnd(tokenizer, width, semicolons)] if stop_at_statement_end else []
-            ),
-        )
-        for row, i in enumerate(batch):
-            new = out[row, width:].tolist()
-            ended = sorted((new.index(t), t) for t in stops if t in new)
-            if ended:
-                new = new[: ended[0][0]]
-            while new and new[-1] == pad:  # rows that finished early are padded to the batch's length
-                new.pop()
-            raw = tokenizer.decode(new, skip_special_tokens=True)
-            if ended:
-                reason = tokenizer.convert_ids_to_tokens(ended[0][1])
-            else:
-                reason = "statement" if stop_at_statement_end and sqlite3.complete_statement(raw) else "length"
-            results[i] = Generation(extract_sql(raw), raw, len(new), reason)
+    started, done = time.perf_counter(), 0
+    for batch in batches:
+        for i, gen in zip(batch, decode.fitting([encoded[i] for i in batch], rounds)):
+            results[i] = gen
+        done += len(batch)
         if progress:
-            done = sum(len(x) for x in batches[:b])
             log.info("generated %d/%d (%.1f examples/s)", done, len(prompts), done / (time.perf_counter() - started))
     return results  # type: ignore[return-value]
+
+
+def _round_lengths(max_new_tokens: int, first: int) -> list[int]:
+    """Answer lengths at which unfinished rows are regrouped: first, 2 x first, ... up to max_new_tokens."""
+    lengths = []
+    length = first if first > 0 else max_new_tokens
+    while length < max_new_tokens:
+        lengths.append(length)
+        length *= 2
+    return lengths + [max_new_tokens]
+
+
+class _BatchDecoder:
+    """Greedy decoding of a batch of prompts in rounds; between rounds the rows that ended leave the batch and the
+    others go on from the same KV cache (nothing is computed twice).
+
+    Inputs are left-padded, so every row's next token lands at one position."""
+
+    def __init__(self, model, tokenizer, stops: list[int], semicolons: torch.Tensor | None):
+        self.model, self.tokenizer, self.stops, self.semicolons = model, tokenizer, stops, semicolons
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+        self.device = next(model.parameters()).device
+
+    def fitting(self, prompts: list[list[int]], rounds: list[int]) -> list[Generation]:
+        """`in_rounds`, halving the batch as often as GPU memory requires."""
+        try:
+            return self.in_rounds(prompts, rounds)
+        except torch.OutOfMemoryError:
+            if len(prompts) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(prompts) // 2
+            log.warning("out of GPU memory generating %d prompts at once; trying %d", len(prompts), half)
+            return self.fitting(prompts[:half], rounds) + self.fitting(prompts[half:], rounds)
+
+    def in_rounds(self, prompts: list[list[int]], rounds: list[int]) -> list[Generation]:
+        """Generations for a batch of prompts, decoded to each round's answer length in turn."""
+        width = max(map(len, prompts))
+        ids = torch.full((len(prompts), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        criteria = StoppingCriteriaList([StatementEnd(self.tokenizer, width, self.semicolons)]
+                                        if self.semicolons is not None else [])
+        results: list[Generation | None] = [None] * len(prompts)
+        pending, cache, so_far = list(range(len(prompts))), None, 0  # pending[k] is row k of ids
+        for length in rounds:
+            if len(pending) == 1:  # nobody left to wait for: one row decodes to the end in one go
+                length = rounds[-1]
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, cache=cache, max_new_tokens=length - so_far,
+                do_sample=False, eos_token_id=self.stops, pad_token_id=self.pad, stopping_criteria=criteria,
+                return_dict_in_generate=True,
+            )
+            keep = []
+            for k, i in enumerate(pending):
+                answer, ended = self._answer(out.sequences[k, width:].tolist(), length)
+                if ended or length == rounds[-1]:
+                    results[i] = self.generation(answer, "" if ended else "length")
+                else:
+                    keep.append(k)
+            if not keep:
+                break
+            # the unfinished rows go on: their tokens so far, all attended, and their part of the cache
+            index = torch.tensor(keep, device=self.device)
+            ids = out.sequences[index]
+            mask = torch.cat([mask[index], torch.ones_like(ids[:, mask.shape[1] :])], dim=1)
+            cache = out.cache
+            cache.batch_select_indices(index)
+            pending, so_far = [pending[k] for k in keep], length
+        return results  # type: ignore[return-value]
+
+    def _answer(self, new: list[int], length: int) -> tuple[list[int], bool]:
+        """A row's answer tokens so far (up to and with a stop token) and whether the answer ended."""
+        stop = min((new.index(t) for t in self.stops if t in new), default=None)
+        if stop is not None:
+            return new[: stop + 1], True
+        while new and new[-1] == self.pad:  # rows that finished early are padded to the batch's length
+            new.pop()
+        return new, len(new) < length or self._complete(new)  # cut at the statement's end
+
+    def _complete(self, answer: list[int]) -> bool:
+        return self.semicolons is not None and sqlite3.complete_statement(
+            self.tokenizer.decode(answer, skip_special_tokens=True))
+
+    def generation(self, answer: list[int], reason: str) -> Generation:
+        """The Generation for a finished answer; `reason` only for one cut at max_new_tokens ("length")."""
+        if answer and answer[-1] in self.stops:
+            reason, answer = self.tokenizer.convert_ids_to_tokens(answer[-1]), answer[:-1]
+        raw = self.tokenizer.decode(answer, skip_special_tokens=True)
+        if not reason:
+            reason = "statement" if self._complete(answer) else "length"
+        elif reason == "length" and self._complete(answer):
+            reason = "statement"
+        return Generation(extract_sql(raw), raw, len(answer), reason)
 
 
 def generate(
