@@ -104,3 +104,41 @@ def test_the_whole_pipeline_under_torchrun_reports_once(tmp_path, tiny_model):
     text = log.read_text()
     # no duplicated output: one "prepared" log line, one final "report: RUN/report.json (N minutes)" line
     assert text.count("report.json (") == 1 and text.count("prepared ") == 1
+
+
+def test_deepspeed_zero3_two_processes_reach_the_loss_of_one(tmp_path, tiny_model):
+    """The shipped ZeRO-3 launch config (gloo on this CPU): 2 sharded processes of 2 sequences each train like
+    1 process of 4, rank 0 alone writes the adapter, and the adapter holds the full (gathered) LoRA weights.
+
+    PEFT's trainable-token rows need CUDA under ZeRO-3, so both runs train without them here."""
+    pytest.importorskip("deepspeed")
+    log = tmp_path / "log.txt"
+    shared = dict(stop_token_training="none", max_steps=4, save_steps=4)
+    zero3 = _config(tmp_path, tiny_model, "zero3", **shared)
+    one = _config(tmp_path, tiny_model, "one", per_device_train_batch_size=4, **shared)
+    for config in (zero3, one):
+        _run([sys.executable, "-m", "gemsql", "prepare", str(config)], log)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(Path(__file__).parents[1] / "configs" / "accelerate" / "zero3_qlora.yaml"), "--num_processes", "2",
+              "--main_process_port", str(free_port())]
+    _run([*launch, "-m", "gemsql", "train", str(zero3)], log)
+    _run([sys.executable, "-m", "gemsql", "train", str(one)], log)
+    a, b = _losses(tmp_path / "zero3"), _losses(tmp_path / "one")
+    assert len(a) == len(b) == 4
+    assert abs(a[0] - b[0]) < 1e-3 * b[0] and abs(a[-1] - b[-1]) < 0.02 * b[-1], (a, b)
+    assert log.read_text().count(f"adapter: {tmp_path / 'zero3' / 'adapter'}") == 1
+
+    from safetensors.torch import load_file
+
+    sharded = load_file(tmp_path / "zero3" / "adapter" / "adapter_model.safetensors")
+    whole = load_file(tmp_path / "one" / "adapter" / "adapter_model.safetensors")
+    assert sharded.keys() == whole.keys()
+    assert all(sharded[k].shape == whole[k].shape for k in whole)  # gathered, not rank 0's shard
+
+    # the default stop_token_training (trainable <end_of_turn> rows) cannot run under ZeRO-3: said before loading
+    default = _config(tmp_path, tiny_model, "zero3", **{**shared, "stop_token_training": "turn_tokens"})
+    with (tmp_path / "refused.txt").open("w") as out:
+        rc = subprocess.run([*launch[:-1], str(free_port()), "-m", "gemsql", "train", str(default)], stdout=out,
+                            stderr=subprocess.STDOUT, env=_env(), timeout=600).returncode
+    assert rc != 0 and "field 'stop_token_training': 'turn_tokens' does not run under DeepSpeed ZeRO-3" in (
+        tmp_path / "refused.txt").read_text()

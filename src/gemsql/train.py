@@ -130,16 +130,36 @@ def setup(cfg: Config):
     # Seeded before the adapter exists: LoRA's A matrices are drawn at random when it is created, before the
     # trainer seeds anything, so without this two runs of one config (or a restart from scratch) differ.
     set_seed(cfg.train.seed)
+    # The training arguments come first: under DeepSpeed ZeRO-3 they tell from_pretrained to build the model
+    # already sharded.
+    args = sft_config(cfg, checkpoints_dir(cfg))
+    _check_engine(cfg)
     model = get_peft_model(load_model(cfg.model), peft_config(cfg, tokenizer))
     _expose_head_bias(model)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(cfg, checkpoints_dir(cfg)),
+        args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=[CheckpointSeal()],
     )
     return trainer, tokenizer
+
+
+def _check_engine(cfg: Config) -> None:
+    """Refuse, before loading anything, what the launch engine cannot train.
+
+    Under DeepSpeed ZeRO-3 the embedding matrix is partitioned, and the weight PEFT's trainable-token rows put
+    together from it is not a ZeRO parameter: TRL's fused LM head fails on it (`'Tensor' object has no attribute
+    'ds_status'`, seen on the H200)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if cfg.model.stop_token_training == "turn_tokens" and is_deepspeed_zero3_enabled():
+        raise GemsqlError(
+            "'turn_tokens' does not run under DeepSpeed ZeRO-3 (its trainable embedding rows are not ZeRO "
+            "parameters); use --stop_token_training none (answers still end at the statement's end), or the FSDP "
+            "or DDP launch configs", field="stop_token_training",
+        )
 
 
 def _expose_head_bias(model) -> None:

@@ -106,6 +106,11 @@ def model_class(path: str):
     return AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
 
 
+def sharded_launch() -> bool:
+    """Launched by accelerate with FSDP or DeepSpeed: the engine, not gemsql, places the weights."""
+    return any(os.environ.get(v, "false").lower() == "true" for v in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+
+
 def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | None = None):
     """The base model as the config asks: 4-bit (QLoRA) or full precision, in the compute dtype."""
     path = path or resolve_model(cfg.model_name_or_path)
@@ -122,8 +127,9 @@ def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | No
             # Storage dtype = compute dtype lets FSDP shard the 4-bit weights like the rest.
             bnb_4bit_quant_storage=dtype,
         )
-        if torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
-            # Each data-parallel process keeps its copy on its own GPU; under FSDP the wrapper places the shards.
+        if torch.cuda.is_available() and not sharded_launch():
+            # Each data-parallel process keeps its copy on its own GPU; under FSDP or ZeRO-3 the engine places
+            # the shards.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
     try:
         return model_class(path).from_pretrained(path, **kwargs)
