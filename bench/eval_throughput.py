@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import torch
 
@@ -29,14 +31,45 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int) -> tuple[float, float]:
+def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int) -> dict:
+    """One timed evaluation: examples/s over generation + scoring, and each part's seconds."""
     sync()
     start = time.perf_counter()
     gens = generate_sql(model, tok, [(r.question, r.context) for r in rows], max_new_tokens=max_new_tokens,
                         batch_size=batch_size, progress=False)
-    hits = sum(score(r.context, r.sql, g.sql).exec_match for r, g in zip(rows, gens))
     sync()
-    return len(rows) / (time.perf_counter() - start), hits / len(rows)
+    generated = time.perf_counter()
+    hits = sum(score(r.context, r.sql, g.sql).exec_match for r, g in zip(rows, gens))
+    end = time.perf_counter()
+    return {"examples_per_s": len(rows) / (end - start), "exec_match": hits / len(rows),
+            "generate_s": round(generated - start, 2), "score_s": round(end - generated, 2),
+            "new_tokens": sum(g.new_tokens for g in gens),
+            "stop_reasons": dict(Counter(g.stop_reason for g in gens))}
+
+
+def profile_eval(model, tok, rows, batch_size: int, max_new_tokens: int, out: Path) -> None:
+    """Where an evaluation's time goes: Python functions by own time (cProfile) and the GPU's busy share."""
+    import cProfile
+    import io
+    import pstats
+
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    cpu = cProfile.Profile()
+    with profile(activities=activities) as prof:
+        cpu.enable()
+        result = gemsql_eval(model, tok, rows, batch_size, max_new_tokens)
+        cpu.disable()
+    wall = len(rows) / result["examples_per_s"]
+    from train_throughput import kernel_time
+
+    gpu_s = kernel_time(prof.key_averages()) / 1e6
+    text = io.StringIO()
+    pstats.Stats(cpu, stream=text).sort_stats("tottime").print_stats(30)
+    out.write_text(f"batch {batch_size}, {len(rows)} rows (profiled, slower than unprofiled): {wall:.1f} s, "
+                   f"generate {result['generate_s']} s, score {result['score_s']} s; GPU kernels {gpu_s:.1f} s "
+                   f"({100 * gpu_s / wall:.0f}% busy); {result}\n\n{text.getvalue()}")
 
 
 def tutorial_eval(model, tok, rows, max_new_tokens: int) -> tuple[float, float]:
@@ -61,29 +94,42 @@ def main() -> int:
     p.add_argument("--model", required=True, help="a merged gemsql model folder")
     p.add_argument("--rows", type=int, default=1000)
     p.add_argument("--baseline_rows", type=int, default=None, help="default: all --rows")
-    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--batch_size", type=int, nargs="+", default=[64], help="one record per batch size")
     p.add_argument("--max_new_tokens", type=int, default=256, help="the tutorial's value")
     p.add_argument("--seed", type=int, default=1234, help="built-in rows not seen in training (other seed)")
     p.add_argument("--out", default="docs/benchmarks/eval.json")
+    p.add_argument("--profile", default=None, help="then profile one batch of the first batch size into this file")
     args = p.parse_args()
 
     rows = builtin_rows(args.rows, seed=args.seed)
     model, tok = load_for_generation(args.model)
     generate_sql(model, tok, [(r.question, r.context) for r in rows[:8]], max_new_tokens=8, progress=False)  # warm-up
-    rate, acc = gemsql_eval(model, tok, rows, args.batch_size, args.max_new_tokens)
-    print(f"gemsql: {rate:.2f} examples/s, execution accuracy {acc:.3f}", flush=True)
+    gemsql_runs = {}
+    for batch_size in args.batch_size:
+        try:
+            gemsql_runs[batch_size] = run = gemsql_eval(model, tok, rows, batch_size, args.max_new_tokens)
+        except torch.OutOfMemoryError:  # the larger batch sizes are a probe: one too large must not lose the rest
+            print(f"gemsql, batch {batch_size}: out of memory", flush=True)
+            torch.cuda.empty_cache()
+            continue
+        print(f"gemsql, batch {batch_size}: {run}", flush=True)
     base_rows = rows[: args.baseline_rows or args.rows]
     base_rate, base_acc = tutorial_eval(model, tok, base_rows, args.max_new_tokens)
     print(f"tutorial loop: {base_rate:.2f} examples/s, execution accuracy {base_acc:.3f}", flush=True)
-    result = {
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
-        "model": args.model, "examples": len(rows), "examples_per_s": round(rate, 3),
-        "baseline_examples_per_s": round(base_rate, 3), "baseline_examples": len(base_rows),
-        "speedup": round(rate / base_rate, 2), "exec_match": round(acc, 4), "baseline_exec_match": round(base_acc, 4),
-        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-        "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
-    }
-    record(args.out, result, key=("device", "model", "batch_size"))
+    for batch_size, run in gemsql_runs.items():
+        rate = run["examples_per_s"]
+        result = {
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
+            "model": args.model, "examples": len(rows), "examples_per_s": round(rate, 3),
+            "baseline_examples_per_s": round(base_rate, 3), "baseline_examples": len(base_rows),
+            "speedup": round(rate / base_rate, 2), "exec_match": round(run["exec_match"], 4),
+            "baseline_exec_match": round(base_acc, 4), "batch_size": batch_size, "max_new_tokens": args.max_new_tokens,
+            "generate_s": run["generate_s"], "score_s": run["score_s"], "new_tokens": run["new_tokens"],
+            "stop_reasons": run["stop_reasons"], "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
+        }
+        record(args.out, result, key=("device", "model", "batch_size"))
+    if args.profile:  # last, and one batch only: a profiled evaluation runs slower and must not lose the records
+        profile_eval(model, tok, rows[: args.batch_size[0]], args.batch_size[0], args.max_new_tokens, Path(args.profile))
     return 0
 
 

@@ -57,7 +57,18 @@ LADDER = [
     ("+microbatch_4x1", dict(per_device_train_batch_size=4, gradient_accumulation_steps=1)),
     ("+liger", dict(use_liger_kernel=True)),
 ]
-CONFIGS = {"tutorial": TUTORIAL, "gemsql": {}, "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4)}
+# Levers on top of gemsql's default, measured one at a time: larger micro-batches (a token budget per step; the
+# learning rate scaled by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA.
+CONFIGS = {
+    "tutorial": TUTORIAL, "gemsql": {},
+    "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4),
+    "gemsql_mb8x1": dict(per_device_train_batch_size=8),
+    "gemsql_mb16x1": dict(per_device_train_batch_size=16),
+    "gemsql_mb16x1_lr4e-4": dict(per_device_train_batch_size=16, learning_rate=4e-4),
+    "gemsql_compile": dict(torch_compile=True),
+    "gemsql_mb16x1_compile": dict(per_device_train_batch_size=16, torch_compile=True),
+    "gemsql_lora_bf16": dict(quantization="none"),
+}
 _acc = dict(TUTORIAL)
 for _name, _lever in LADDER:
     _acc = {**_acc, **_lever}
@@ -125,8 +136,53 @@ def answer_loss(model, tokenizer, rows: list[dict], batch_size: int = 16) -> flo
     return total / count
 
 
+def kernel_time(events) -> float:
+    """Microseconds the GPU spent in kernels, as the profiler's own "Self CUDA time total" counts them: device
+    events only, without the step markers' GPU-side ranges (user annotations), which span whole steps."""
+    return sum(e.self_device_time_total for e in events
+               if e.device_type.name in ("CUDA", "XPU", "MTIA", "PrivateUse1") and not e.is_user_annotation)
+
+
+def profiler_callback(warmup: int, steps: int, out: Path):
+    """Profile `steps` optimizer steps after the warm-up and write what bounds them: wall time per step, the
+    share of it the GPU spends in kernels, and the top operators by GPU and by CPU time."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+    from transformers import TrainerCallback
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+
+    class Profile(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self.prof = profile(activities=activities, schedule=schedule(wait=warmup, warmup=1, active=steps))
+            self.prof.start()
+            self.marks: list[float] = []
+
+        def on_step_end(self, args, state, control, **kw):
+            self.marks.append(time.perf_counter())
+            self.prof.step()
+
+        def on_train_end(self, args, state, control, **kw):
+            self.prof.stop()
+            active = self.marks[warmup : warmup + 1 + steps]  # the ends of the steps before and in the window
+            if len(active) < 2:
+                return
+            wall_us = (active[-1] - active[0]) * 1e6 / (len(active) - 1)
+            events = self.prof.key_averages()
+            gpu_us = kernel_time(events) / steps
+            lines = [f"wall per step: {wall_us / 1e3:.1f} ms (profiled steps run slower); GPU kernels per step: "
+                     f"{gpu_us / 1e3:.1f} ms ({100 * gpu_us / wall_us:.0f}% busy)", ""]
+            if torch.cuda.is_available():
+                lines += ["top by GPU time:", events.table(sort_by="self_cuda_time_total", row_limit=20), ""]
+            lines += ["top by CPU time:", events.table(sort_by="self_cpu_time_total", row_limit=20)]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("\n".join(lines))
+            print(lines[0], flush=True)
+
+    return Profile()
+
+
 def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
-              eval_rows: int, base: dict) -> dict:
+              eval_rows: int, base: dict, profile: Path | None = None) -> dict:
     from transformers import TrainerCallback
 
     run_dir = work / name
@@ -155,6 +211,8 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
                 control.should_training_stop = True
 
     trainer.add_callback(Clock())
+    if profile is not None:
+        trainer.add_callback(profiler_callback(warmup, 3, profile / f"profile_{name}.txt"))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
@@ -191,6 +249,7 @@ def main() -> int:
     p.add_argument("--set", nargs="*", default=[], help="extra overrides for every config: key=value (YAML values)")
     p.add_argument("--work", default=None)
     p.add_argument("--out", default="docs/benchmarks/train_throughput.json")
+    p.add_argument("--profile", default=None, help="folder for a torch.profiler summary of 3 steps per config")
     args = p.parse_args()
 
     import yaml
@@ -210,7 +269,7 @@ def main() -> int:
     for name in args.configs:
         try:
             r = bench_one(model_path, name, CONFIGS[name], work / "data_run", work, args.tokens, args.warmup,
-                          args.eval_rows, base)
+                          args.eval_rows, base, Path(args.profile) if args.profile else None)
         except Exception as e:  # one lever failing (a kernel missing, out of memory) must not lose the others
             r = {"config": name, "error": f"{type(e).__name__}: {e}"[:500]}
         r["model"] = args.model
