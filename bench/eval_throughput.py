@@ -98,6 +98,8 @@ def main() -> int:
     p.add_argument("--max_new_tokens", type=int, default=256, help="the tutorial's value")
     p.add_argument("--seed", type=int, default=1234, help="built-in rows not seen in training (other seed)")
     p.add_argument("--out", default="docs/benchmarks/eval.json")
+    p.add_argument("--note", default="", help="kept with the records; a new note keeps the older records of the "
+                   "same device, model and batch size instead of replacing them")
     p.add_argument("--profile", default=None, help="then profile one batch of the first batch size into this file")
     args = p.parse_args()
 
@@ -126,8 +128,9 @@ def main() -> int:
             "baseline_exec_match": round(base_acc, 4), "batch_size": batch_size, "max_new_tokens": args.max_new_tokens,
             "generate_s": run["generate_s"], "score_s": run["score_s"], "new_tokens": run["new_tokens"],
             "stop_reasons": run["stop_reasons"], "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
+            **({"note": args.note} if args.note else {}),
         }
-        record(args.out, result, key=("device", "model", "batch_size"))
+        record(args.out, result, key=("device", "model", "batch_size", "note"))
     if args.profile:  # last, and one batch only: a profiled evaluation runs slower and must not lose the records
         profile_eval(model, tok, rows[: args.batch_size[0]], args.batch_size[0], args.max_new_tokens, Path(args.profile))
     return 0

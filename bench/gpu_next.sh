@@ -40,12 +40,13 @@ wait
 
 step "part 2 (the GPU to itself), #3: eval throughput (decoding in rounds), batch sizes side by side, the tutorial loop"
 timeout 420 python3 bench/eval_throughput.py --model "$WORK/builtin/merged" --rows 1000 --baseline_rows 50 \
-  --batch_size 128 512 1000 --profile "$OUT/eval_profile.txt" --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
+  --batch_size 128 512 1000 --note "decoding in rounds" --profile "$OUT/eval_profile.txt" --out "$OUT/eval.json" \
+  > "$WORK/eval.log" 2>&1
 step "#6: serving load test with the 270M"
 timeout 300 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
   --out "$OUT/serve.json" > "$WORK/serve.log" 2>&1
 step "#4: larger micro-batches over more tokens (cuDNN's per-shape setup amortised), each config in its own process"
-for c in gemsql gemsql_mb16x1_lr4e-4; do
+for c in gemsql gemsql_pad128 gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_pad128; do
   timeout 300 python3 bench/train_throughput.py --model gemma-3-270m --tokens 400000 --warmup 10 --work "$WORK/tt-$c" \
     --configs $c --out "$OUT/train_throughput.json" >> "$WORK/tt270.log" 2>&1
 done

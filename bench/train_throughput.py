@@ -58,7 +58,8 @@ LADDER = [
     ("+liger", dict(use_liger_kernel=True)),
 ]
 # Levers on top of gemsql's default, measured one at a time: larger micro-batches (a token budget per step; the
-# learning rate scaled by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA.
+# learning rate scaled by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA,
+# batch lengths padded to a multiple of 128 (fewer shapes for cuDNN's per-shape attention setup).
 CONFIGS = {
     "tutorial": TUTORIAL, "gemsql": {},
     "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4),
@@ -68,6 +69,8 @@ CONFIGS = {
     "gemsql_compile": dict(torch_compile=True),
     "gemsql_mb16x1_compile": dict(per_device_train_batch_size=16, torch_compile=True),
     "gemsql_lora_bf16": dict(quantization="none"),
+    "gemsql_pad128": dict(pad_to_multiple_of=128),
+    "gemsql_mb16x1_lr4e-4_pad128": dict(per_device_train_batch_size=16, learning_rate=4e-4, pad_to_multiple_of=128),
 }
 _acc = dict(TUTORIAL)
 for _name, _lever in LADDER:

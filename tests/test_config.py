@@ -65,6 +65,7 @@ def test_saved_config_round_trips(tmp_path):
         ({"num_rows": 100, "test_size": 100}, "test_size"),
         ({"max_length": 4}, "max_length"),
         ({"push_to_hub": True}, "hub_model_id"),
+        ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
     ],
 )
 def test_bad_values_name_their_field(tmp_path, values, field):
@@ -128,6 +129,14 @@ def test_liger_defaults_to_on_only_where_its_kernels_run(monkeypatch):
     assert use_liger(load_config(None, use_liger_kernel=True)) is True  # an explicit choice is kept
     c, _, _ = parse_config(["--use_liger_kernel", "false"])
     assert c.train.use_liger_kernel is False
+
+
+def test_pad_to_multiple_of_reaches_trl(tmp_path):
+    from gemsql.train import sft_config
+
+    assert sft_config(load_config(None), tmp_path).pad_to_multiple_of is None  # TRL's "auto": no padding here
+    c, _, _ = parse_config(["--pad_to_multiple_of", "128"])
+    assert sft_config(c, tmp_path).pad_to_multiple_of == 128
 
 
 def test_spider_configs_hold_out_databases_and_share_one_split():

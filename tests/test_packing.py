@@ -37,3 +37,22 @@ def test_packing_leaks_without_restarting_positions(tiny_model):
         joined = model(input_ids=torch.cat([a, b])[None], use_cache=False).logits[0, 40:]
         alone = model(input_ids=b[None], use_cache=False).logits[0]
     assert not torch.allclose(joined, alone, atol=1e-2)
+
+
+def test_padding_to_a_multiple_changes_no_real_token(tiny_model):
+    """pad_to_multiple_of (fewer shapes for per-shape GPU kernels) pads the flattened batch at its end with
+    positions that restart at 0 and labels -100: the real tokens' logits and loss are unchanged."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32, attn_implementation="sdpa").eval()
+    torch.manual_seed(0)
+    rows = [{"input_ids": torch.randint(10, 2000, (n,)).tolist()} for n in (37, 80)]
+    plain = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(rows)
+    padded = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True, pad_to_multiple_of=64)(rows)
+    assert plain["input_ids"].shape[1] == 117 and padded["input_ids"].shape[1] == 128
+    assert (padded["labels"][0, 117:] == -100).all()
+    with torch.no_grad():
+        a = model(input_ids=plain["input_ids"], position_ids=plain["position_ids"], use_cache=False).logits[0]
+        b = model(input_ids=padded["input_ids"], position_ids=padded["position_ids"], use_cache=False).logits[0, :117]
+    assert torch.allclose(a, b, atol=1e-4)

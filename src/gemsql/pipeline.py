@@ -30,6 +30,7 @@ def run(cfg: Config) -> dict:
     # loaded afterwards in the same process generated garbage on the H200 (0.5 % execution accuracy, against
     # 77.7 % for the same merged model in a fresh process). So the rest runs in a fresh interpreter.
     log.info("merging and evaluating in a fresh process (Liger's kernels stay with training)")
+    _release_gpu_memory()  # the fresh process needs the memory this one cached while training
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_child_logging) as pool:
         return pool.submit(evaluate_run, cfg, prepared, time.perf_counter() - started).result()
 
@@ -39,6 +40,16 @@ def training_patches_models(cfg: Config) -> bool:
     from gemsql.train import use_liger
 
     return use_liger(cfg)
+
+
+def _release_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _child_logging() -> None:
