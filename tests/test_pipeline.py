@@ -212,6 +212,11 @@ def test_rows_that_ended_leave_the_batch_and_the_rest_go_on(tiny_model, stop_tra
             (g.raw, g.stop_reason, g.new_tokens) for g in once]
         assert recorder.batches[0] == 9 and recorder.batches[-1] < 9, recorder.batches  # the brief ones left
         assert {g.stop_reason for g in once[:3]} <= {"<end_of_turn>", "statement"}
+    # a model whose generation config asks for a static cache (which cannot shrink) still decodes in rounds
+    model.generation_config.cache_implementation = "static"
+    static = generate_sql(model, tok, pairs, max_new_tokens=40, batch_size=9, first_round_tokens=4,
+                          stop_at_statement_end=False, progress=False)
+    assert [g.raw for g in static] == [g.raw for g in once]
 
 
 def test_ask_runs_the_answer_read_only_on_a_users_database(tmp_path, stop_trained, capsys):

@@ -182,7 +182,8 @@ class _BatchDecoder:
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, cache=cache, max_new_tokens=length - so_far,
                 do_sample=False, eos_token_id=self.stops, pad_token_id=self.pad, stopping_criteria=criteria,
-                return_dict_in_generate=True,
+                # a dynamic cache, whatever the model's generation config asks: rounds shrink and extend it
+                cache_implementation=None, return_dict_in_generate=True,
             )
             keep = []
             for k, i in enumerate(pending):
