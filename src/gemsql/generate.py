@@ -185,9 +185,9 @@ class _BatchDecoder:
                 # a dynamic cache, whatever the model's generation config asks: rounds shrink and extend it
                 cache_implementation=None, return_dict_in_generate=True,
             )
-            keep = []
+            keep, answers = [], out.sequences[:, width:].tolist()  # one copy from the GPU, not one a row
             for k, i in enumerate(pending):
-                answer, ended = self._answer(out.sequences[k, width:].tolist(), length)
+                answer, ended = self._answer(answers[k], length)
                 if ended or length == rounds[-1]:
                     results[i] = self.generation(answer, "" if ended else "length")
                 else:
