@@ -48,7 +48,8 @@ timeout 300 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients
 step "#4: larger micro-batches over more tokens (cuDNN's per-shape setup amortised), each config in its own process"
 for c in gemsql gemsql_pad128 gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_pad128; do
   timeout 300 python3 bench/train_throughput.py --model gemma-3-270m --tokens 400000 --warmup 10 --work "$WORK/tt-$c" \
-    --configs $c --out "$OUT/train_throughput.json" >> "$WORK/tt270.log" 2>&1
+    --configs $c --note "400k tokens, 10 untimed steps, one process per config" --out "$OUT/train_throughput.json" \
+    >> "$WORK/tt270.log" 2>&1
 done
 step "#4: random-init 1B, then the tutorial on the 4B"
 timeout 300 python3 bench/train_throughput.py --model gemma-3-1b-random --tokens 60000 --work "$WORK/tt1b" \

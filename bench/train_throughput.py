@@ -253,6 +253,8 @@ def main() -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--out", default="docs/benchmarks/train_throughput.json")
     p.add_argument("--profile", default=None, help="folder for a torch.profiler summary of 3 steps per config")
+    p.add_argument("--note", default="", help="kept with the records; a new note keeps the older records of the "
+                   "same model and config instead of replacing them")
     args = p.parse_args()
 
     import yaml
@@ -277,8 +279,10 @@ def main() -> int:
             r = {"config": name, "error": f"{type(e).__name__}: {e}"[:500]}
         r["model"] = args.model
         r["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+        if args.note:
+            r["note"] = args.note
         print(json.dumps(r), flush=True)
-        record(out, r, key=("model", "config"))  # after every config, so a time limit never loses the finished ones
+        record(out, r, key=("model", "config", "note"))  # after every config, so a time limit never loses the finished ones
     return 0
 
 
