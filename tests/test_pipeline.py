@@ -266,6 +266,11 @@ def test_generation_stops_at_the_end_of_one_statement(tiny_model):
     # a ';' inside a string literal, closed or still open, ends nothing
     for k in (1, 2):
         assert StatementEnd(tok, len(prompt))(torch.tensor([rows[k]]), None).tolist() == [False]
+    # the vocabulary is scanned for ';' once per tokenizer, not once per call (the server calls per batch)
+    from gemsql.generate import semicolon_token_ids
+
+    ids = semicolon_token_ids(tok)
+    assert semicolon_token_ids(tok) is ids and all(";" in tok.convert_ids_to_tokens(int(i)) for i in ids)
 
 
 def test_generate_command_for_a_file(tmp_path, tiny_model):
