@@ -31,12 +31,12 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int) -> dict:
+def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_attention: bool = True) -> dict:
     """One timed evaluation: examples/s over generation + scoring, and each part's seconds."""
     sync()
     start = time.perf_counter()
     gens = generate_sql(model, tok, [(r.question, r.context) for r in rows], max_new_tokens=max_new_tokens,
-                        batch_size=batch_size, progress=False)
+                        batch_size=batch_size, progress=False, cudnn_attention=cudnn_attention)
     sync()
     generated = time.perf_counter()
     hits = sum(score(r.context, r.sql, g.sql).exec_match for r, g in zip(rows, gens))
@@ -47,7 +47,7 @@ def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int) -> dict:
             "stop_reasons": dict(Counter(g.stop_reason for g in gens))}
 
 
-def profile_eval(model, tok, rows, batch_size: int, max_new_tokens: int, out: Path) -> None:
+def profile_eval(model, tok, rows, batch_size: int, max_new_tokens: int, out: Path, cudnn_attention: bool) -> None:
     """Where an evaluation's time goes: Python functions by own time (cProfile) and the GPU's busy share."""
     import cProfile
     import io
@@ -59,7 +59,7 @@ def profile_eval(model, tok, rows, batch_size: int, max_new_tokens: int, out: Pa
     cpu = cProfile.Profile()
     with profile(activities=activities) as prof:
         cpu.enable()
-        result = gemsql_eval(model, tok, rows, batch_size, max_new_tokens)
+        result = gemsql_eval(model, tok, rows, batch_size, max_new_tokens, cudnn_attention)
         cpu.disable()
     wall = len(rows) / result["examples_per_s"]
     from train_throughput import kernel_time
@@ -67,7 +67,7 @@ def profile_eval(model, tok, rows, batch_size: int, max_new_tokens: int, out: Pa
     gpu_s = kernel_time(prof.key_averages()) / 1e6
     text = io.StringIO()
     pstats.Stats(cpu, stream=text).sort_stats("tottime").print_stats(30)
-    out.write_text(f"batch {batch_size}, {len(rows)} rows (profiled, slower than unprofiled): {wall:.1f} s, "
+    out.write_text(f"batch {batch_size}, cudnn_attention {cudnn_attention}, {len(rows)} rows (profiled, slower than unprofiled): {wall:.1f} s, "
                    f"generate {result['generate_s']} s, score {result['score_s']} s; GPU kernels {gpu_s:.1f} s "
                    f"({100 * gpu_s / wall:.0f}% busy); {result}\n\n{text.getvalue()}")
 
@@ -100,39 +100,47 @@ def main() -> int:
     p.add_argument("--out", default="docs/benchmarks/eval.json")
     p.add_argument("--note", default="", help="kept with the records; a new note keeps the older records of the "
                    "same device, model and batch size instead of replacing them")
-    p.add_argument("--profile", default=None, help="then profile one batch of the first batch size into this file")
+    p.add_argument("--cudnn_attention", nargs="+", choices=["on", "off"], default=["on"],
+                   help="let SDPA use cuDNN's kernels (PyTorch's choice on Hopper) or not; one record per value "
+                   "and batch size (gemsql's ModelConfig.cudnn_attention)")
+    p.add_argument("--profile", default=None, help="then profile one batch of the first batch size (and the first "
+                   "--cudnn_attention value) into this file")
     args = p.parse_args()
 
     rows = builtin_rows(args.rows, seed=args.seed)
     model, tok = load_for_generation(args.model)
     generate_sql(model, tok, [(r.question, r.context) for r in rows[:8]], max_new_tokens=8, progress=False)  # warm-up
     gemsql_runs = {}
-    for batch_size in args.batch_size:
-        try:
-            gemsql_runs[batch_size] = run = gemsql_eval(model, tok, rows, batch_size, args.max_new_tokens)
-        except torch.OutOfMemoryError:  # the larger batch sizes are a probe: one too large must not lose the rest
-            print(f"gemsql, batch {batch_size}: out of memory", flush=True)
-            torch.cuda.empty_cache()
-            continue
-        print(f"gemsql, batch {batch_size}: {run}", flush=True)
+    for cudnn in (v == "on" for v in args.cudnn_attention):
+        for batch_size in args.batch_size:
+            try:
+                gemsql_runs[batch_size, cudnn] = run = gemsql_eval(model, tok, rows, batch_size, args.max_new_tokens,
+                                                                   cudnn)
+            except torch.OutOfMemoryError:  # larger batch sizes are a probe: one too large must not lose the rest
+                print(f"gemsql, batch {batch_size}, cudnn_attention {cudnn}: out of memory", flush=True)
+                torch.cuda.empty_cache()
+                continue
+            print(f"gemsql, batch {batch_size}, cudnn_attention {cudnn}: {run}", flush=True)
     base_rows = rows[: args.baseline_rows or args.rows]
     base_rate, base_acc = tutorial_eval(model, tok, base_rows, args.max_new_tokens)
     print(f"tutorial loop: {base_rate:.2f} examples/s, execution accuracy {base_acc:.3f}", flush=True)
-    for batch_size, run in gemsql_runs.items():
+    for (batch_size, cudnn), run in gemsql_runs.items():
         rate = run["examples_per_s"]
         result = {
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
             "model": args.model, "examples": len(rows), "examples_per_s": round(rate, 3),
             "baseline_examples_per_s": round(base_rate, 3), "baseline_examples": len(base_rows),
             "speedup": round(rate / base_rate, 2), "exec_match": round(run["exec_match"], 4),
-            "baseline_exec_match": round(base_acc, 4), "batch_size": batch_size, "max_new_tokens": args.max_new_tokens,
+            "baseline_exec_match": round(base_acc, 4), "batch_size": batch_size, "cudnn_attention": cudnn,
+            "max_new_tokens": args.max_new_tokens,
             "generate_s": run["generate_s"], "score_s": run["score_s"], "new_tokens": run["new_tokens"],
             "stop_reasons": run["stop_reasons"], "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
             **({"note": args.note} if args.note else {}),
         }
-        record(args.out, result, key=("device", "model", "batch_size", "note"))
+        record(args.out, result, key=("device", "model", "batch_size", "cudnn_attention", "note"))
     if args.profile:  # last, and one batch only: a profiled evaluation runs slower and must not lose the records
-        profile_eval(model, tok, rows[: args.batch_size[0]], args.batch_size[0], args.max_new_tokens, Path(args.profile))
+        profile_eval(model, tok, rows[: args.batch_size[0]], args.batch_size[0], args.max_new_tokens, Path(args.profile),
+                     args.cudnn_attention[0] == "on")
     return 0
 
 

@@ -31,6 +31,7 @@ import torch
 from gemsql.config import load_config
 from gemsql.data import prepare
 from gemsql.files import read_jsonl
+from gemsql.model import attention_kernels
 from gemsql.data.prompt import user_message
 from gemsql.train import setup
 from results_file import record
@@ -43,6 +44,8 @@ ARCHS = {
                               num_key_value_heads=1, head_dim=256, sliding_window=512, vocab_size=262144),
     "gemma-3-4b-random": dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
                               num_key_value_heads=4, head_dim=256, sliding_window=1024, vocab_size=262208),
+    "gemma-3-12b-random": dict(hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
+                               num_key_value_heads=8, head_dim=256, sliding_window=1024, vocab_size=262208),
 }
 
 # The tutorial's recipe as written, then gemsql's levers added one at a time; "gemsql" is the shipped default.
@@ -59,7 +62,7 @@ LADDER = [
 ]
 # Levers on top of gemsql's default, measured one at a time: larger micro-batches (a token budget per step; the
 # learning rate scaled by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA,
-# batch lengths padded to a multiple of 128 (fewer shapes for cuDNN's per-shape attention setup).
+# batch lengths padded to a multiple of 128 (fewer shapes for cuDNN's per-shape attention setup) or not.
 CONFIGS = {
     "tutorial": TUTORIAL, "gemsql": {},
     "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4),
@@ -69,7 +72,12 @@ CONFIGS = {
     "gemsql_compile": dict(torch_compile=True),
     "gemsql_mb16x1_compile": dict(per_device_train_batch_size=16, torch_compile=True),
     "gemsql_lora_bf16": dict(quantization="none"),
-    "gemsql_pad128": dict(pad_to_multiple_of=128),
+    "gemsql_pad128": dict(pad_to_multiple_of=128),  # the default on a GPU since the fourth session
+    "gemsql_nopad": dict(pad_to_multiple_of=1),  # the default before it
+    "gemsql_no_cudnn": dict(cudnn_attention=False),  # FlashAttention / memory-efficient SDPA instead of cuDNN's
+    "gemsql_nopad_no_cudnn": dict(pad_to_multiple_of=1, cudnn_attention=False),
+    "gemsql_mb16x1_lr4e-4_no_cudnn": dict(per_device_train_batch_size=16, learning_rate=4e-4, cudnn_attention=False),
+    "gemsql_mb16x1_no_cudnn": dict(per_device_train_batch_size=16, cudnn_attention=False),
     "gemsql_mb16x1_lr4e-4_pad128": dict(per_device_train_batch_size=16, learning_rate=4e-4, pad_to_multiple_of=128),
 }
 _acc = dict(TUTORIAL)
@@ -218,7 +226,8 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         trainer.add_callback(profiler_callback(warmup, 3, profile / f"profile_{name}.txt"))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer.train()
+    with attention_kernels(cfg.model.cudnn_attention):  # as gemsql.train.train does
+        trainer.train()
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]
     tokens_per_s = (n1 - n0) / (t1 - t0)

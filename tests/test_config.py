@@ -131,12 +131,18 @@ def test_liger_defaults_to_on_only_where_its_kernels_run(monkeypatch):
     assert c.train.use_liger_kernel is False
 
 
-def test_pad_to_multiple_of_reaches_trl(tmp_path):
-    from gemsql.train import sft_config
+def test_pad_to_multiple_of_defaults_to_128_on_a_gpu_only(tmp_path, monkeypatch):
+    import torch
 
-    assert sft_config(load_config(None), tmp_path).pad_to_multiple_of is None  # TRL's "auto": no padding here
-    c, _, _ = parse_config(["--pad_to_multiple_of", "128"])
-    assert sft_config(c, tmp_path).pad_to_multiple_of == 128
+    from gemsql.train import GPU_PAD_MULTIPLE, pad_multiple, sft_config
+
+    assert sft_config(load_config(None), tmp_path).pad_to_multiple_of is None  # the CPU: padding would only add work
+    c, _, _ = parse_config(["--pad_to_multiple_of", "64"])
+    assert sft_config(c, tmp_path).pad_to_multiple_of == 64  # an explicit multiple reaches TRL's collator
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pad_multiple(load_config(None)) == GPU_PAD_MULTIPLE == 128
+    assert pad_multiple(load_config(None, pad_to_multiple_of=1)) is None  # 1 turns it off, on a GPU too
+    assert pad_multiple(c) == 64
 
 
 def test_spider_configs_hold_out_databases_and_share_one_split():

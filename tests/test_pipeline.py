@@ -219,6 +219,52 @@ def test_rows_that_ended_leave_the_batch_and_the_rest_go_on(tiny_model, stop_tra
     assert [g.raw for g in static] == [g.raw for g in once]
 
 
+def _cudnn_flags_seen(model) -> list[bool]:
+    """Whether SDPA could pick cuDNN's kernels, recorded at every forward pass of `model`."""
+    seen: list[bool] = []
+    model.register_forward_pre_hook(lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled()))
+    return seen
+
+
+def test_cudnn_attention_off_keeps_sdpa_away_from_cudnn_while_generating(stop_trained):
+    from gemsql.generate import generate_sql, load_for_generation
+    from gemsql.model import attention_kernels
+
+    with attention_kernels(False):
+        assert not torch.backends.cuda.cudnn_sdp_enabled() and torch.backends.cuda.flash_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored on leaving
+    model, tok = load_for_generation(str(stop_trained[0]))
+    pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS]
+    seen = _cudnn_flags_seen(model)
+    with_cudnn = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)
+    assert seen and all(seen)
+    seen.clear()
+    without = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False, cudnn_attention=False)
+    assert seen and not any(seen)  # every decoding step, every round
+    assert [g.raw for g in without] == [g.raw for g in with_cudnn]
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_cudnn_attention_off_reaches_training(tmp_path, tiny_model, monkeypatch):
+    import gemsql.train
+    from gemsql.data import prepare
+
+    seen: list[bool] = []
+    real_setup = gemsql.train.setup
+
+    def recording_setup(cfg):
+        trainer, tokenizer = real_setup(cfg)
+        trainer.model.register_forward_pre_hook(lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled()))
+        return trainer, tokenizer
+
+    monkeypatch.setattr(gemsql.train, "setup", recording_setup)
+    cfg = tiny_config(tmp_path / "run", tiny_model, max_steps=2, save_strategy="no", cudnn_attention=False)
+    prepare(cfg)
+    assert gemsql.train.train(cfg).steps == 2
+    assert seen and not any(seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
 def test_ask_runs_the_answer_read_only_on_a_users_database(tmp_path, stop_trained, capsys):
     import sqlite3
 

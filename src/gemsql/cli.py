@@ -246,7 +246,7 @@ def _generate(cfg, a: GenerateArgs) -> None:
         raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,
                     max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
-                    stop_at_statement_end=cfg.generate.stop_at_statement_end)
+                    stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention)
     if a.output:
         print(f"wrote {len(gens)} predictions to {a.output}")
     else:

@@ -110,6 +110,13 @@ class ModelConfig:
     attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"] = field(
         default="auto", metadata={"help": "Attention kernel. auto: sdpa."}
     )
+    cudnn_attention: bool = field(
+        default=True,
+        metadata={"help": "Let SDPA use cuDNN's attention kernels, which PyTorch prefers on Hopper GPUs (H100/H200) "
+                  "for training and generation. cuDNN builds a plan for each new shape: with padding-free packing "
+                  "(every micro-batch its own length) and in decoding (a longer cache every step) that costs CPU "
+                  "time per call. false: FlashAttention / memory-efficient kernels instead (same math)."},
+    )
     quantization: Literal["4bit", "none"] = field(
         default="4bit",
         metadata={"help": "4bit: QLoRA over a bitsandbytes 4-bit base. none: LoRA over the full-precision base."},
@@ -171,8 +178,9 @@ class TrainConfig:
     pad_to_multiple_of: int | None = field(
         default=None,
         metadata={"help": "Pad each micro-batch's length up to a multiple of this (the padding carries no loss and "
-                  "sees nothing). Fewer distinct shapes for kernels that set up per shape, such as cuDNN's "
-                  "attention on a GPU, which the H200 profile showed costing about 3 ms of CPU a call."},
+                  "sees nothing): fewer distinct shapes for kernels that set up per shape, such as cuDNN's "
+                  "attention. Default: 128 on a CUDA GPU (measured 1.35x tokens/s on the H200 at 4 x 512, 1.22x at "
+                  "16 x 512), none on the CPU, where it would only add work; 1 turns it off."},
     )
     num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the training rows."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})

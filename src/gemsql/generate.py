@@ -107,6 +107,7 @@ def semicolon_token_ids(tokenizer) -> torch.Tensor:
 def generate_sql(
     model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16,
     stop_at_statement_end: bool = True, progress: bool = True, first_round_tokens: int = 32,
+    cudnn_attention: bool = True,
 ) -> list[Generation]:
     """Greedy SQL for each (question, context) pair, in input order.
 
@@ -114,8 +115,8 @@ def generate_sql(
     max_new_tokens): after each round the rows that ended leave and only the unfinished ones go on from their
     partial answers. Most answers end early, and a few rambling ones no longer keep a whole batch decoding.
     A batch that runs out of GPU memory is split in two and retried, so `batch_size` is an upper bound that a
-    smaller GPU (or longer prompts) lowers by itself."""
-    from gemsql.model import stop_token_ids
+    smaller GPU (or longer prompts) lowers by itself. `cudnn_attention`: see ModelConfig.cudnn_attention."""
+    from gemsql.model import attention_kernels, stop_token_ids
 
     prompts = [
         tokenizer.apply_chat_template([user_message(q, c)], tokenize=False, add_generation_prompt=True) for q, c in pairs
@@ -129,7 +130,9 @@ def generate_sql(
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     started, done = time.perf_counter(), 0
     for batch in batches:
-        for i, gen in zip(batch, decode.fitting([encoded[i] for i in batch], rounds)):
+        with attention_kernels(cudnn_attention):
+            generations = decode.fitting([encoded[i] for i in batch], rounds)
+        for i, gen in zip(batch, generations):
             results[i] = gen
         done += len(batch)
         if progress:
@@ -245,6 +248,7 @@ def generate(
     max_new_tokens: int = 256,
     batch_size: int = 16,
     stop_at_statement_end: bool = True,
+    cudnn_attention: bool = True,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
 
@@ -254,7 +258,7 @@ def generate(
 
     m, tok = load_for_generation(model, adapter)
     gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                        stop_at_statement_end=stop_at_statement_end)
+                        stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
     if output is not None:
         extra = extra or [{} for _ in pairs]
         write_jsonl(

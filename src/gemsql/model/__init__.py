@@ -8,6 +8,7 @@ checks that tokenization is sane, since a wrong tokenizer trains a useless model
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -104,6 +105,16 @@ def model_class(path: str):
     except (OSError, ValueError) as e:
         raise load_error(path, e) from None
     return AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
+
+
+def attention_kernels(cudnn: bool):
+    """A context in which SDPA may use cuDNN's attention kernels (PyTorch's own choice) or, with `cudnn` false,
+    only FlashAttention, the memory-efficient kernel and plain math: see ModelConfig.cudnn_attention."""
+    if cudnn:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def sharded_launch() -> bool:
