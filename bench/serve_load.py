@@ -52,19 +52,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(url: str, payload: dict, timeout: float) -> tuple[int | None, float]:
+def post(url: str, payload: dict, timeout: float) -> tuple[int | None, float, str]:
+    """(status, seconds, detail): detail is the server's message for an answer other than 200."""
     data = json.dumps(payload).encode()
     request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
     started = time.perf_counter()
+    detail = ""
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
             r.read()
             status = r.status
     except urllib.error.HTTPError as e:
         status = e.code
-    except OSError:
-        status = None
-    return status, time.perf_counter() - started
+        try:
+            detail = str(json.loads(e.read()).get("detail", ""))
+        except (ValueError, AttributeError, OSError):
+            detail = "(no JSON body)"
+    except OSError as e:
+        status, detail = None, f"{type(e).__name__}: {e}"
+    return status, time.perf_counter() - started, detail
+
+
+def not_answered(results: list[tuple[str, int | None, float, str]]) -> list[dict]:
+    """Why requests got no table, per question and message, most frequent first: a 422 is the model's
+    SQL failing or being refused, so this says which questions the served model gets wrong."""
+    counts = Counter((question, str(status), detail) for question, status, _, detail in results if status != 200)
+    return [{"question": q, "status": s, "detail": d, "count": n} for (q, s, d), n in counts.most_common()]
 
 
 def main() -> int:
@@ -106,14 +119,15 @@ def main() -> int:
                     return 1
                 time.sleep(0.5)
         post(base + "/v1/sql", {"question": QUESTIONS[0], "db": "hr"}, a.timeout)  # warm-up
-        results: list[tuple[int | None, float]] = []
+        results: list[tuple[str, int | None, float, str]] = []
         lock = threading.Lock()
 
         def client(c: int) -> None:
             for i in range(a.requests):
-                out = post(base + "/v1/sql", {"question": QUESTIONS[(c + i) % len(QUESTIONS)], "db": "hr"}, a.timeout)
+                question = QUESTIONS[(c + i) % len(QUESTIONS)]
+                out = post(base + "/v1/sql", {"question": question, "db": "hr"}, a.timeout)
                 with lock:
-                    results.append(out)
+                    results.append((question, *out))
 
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(c,)) for c in range(a.clients)]
@@ -125,8 +139,8 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    latencies = sorted(s for _, s in results)
-    statuses = Counter(str(code) for code, _ in results)
+    latencies = sorted(s for _, _, s, _ in results)
+    statuses = Counter(str(code) for _, code, _, _ in results)
     import torch
 
     result = {
@@ -137,10 +151,12 @@ def main() -> int:
         "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1),
         "rps": round(len(results) / elapsed, 2),
         "errors": sum(n for code, n in statuses.items() if code == "None" or code.startswith("5")),
-        "statuses": dict(statuses), "max_new_tokens": a.max_new_tokens,
+        "statuses": dict(statuses), "not_answered": not_answered(results), "max_new_tokens": a.max_new_tokens,
         "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
     }
-    print(json.dumps(result), flush=True)
+    print(json.dumps({k: v for k, v in result.items() if k != "not_answered"}), flush=True)
+    for row in result["not_answered"]:
+        print(f"{row['count']:5d} x {row['status']} {row['question']!r}: {row['detail'][:160]}")
     record(a.out, result, key=("device", "model", "clients"))
     return 0
 
