@@ -142,3 +142,19 @@ def test_deepspeed_zero3_two_processes_reach_the_loss_of_one(tmp_path, tiny_mode
                             stderr=subprocess.STDOUT, env=_env(), timeout=600).returncode
     assert rc != 0 and "field 'stop_token_training': 'turn_tokens' does not run under DeepSpeed ZeRO-3" in (
         tmp_path / "refused.txt").read_text()
+
+
+def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batch(tmp_path):
+    """bench/scaling.py (the two-GPU issue's benchmark) on this CPU: one launch per process count, the 1-process run
+    accumulating two micro-batches per step, so both train the same steps over the same tokens to the same loss."""
+    out = tmp_path / "scaling.json"
+    bench = Path(__file__).parents[1] / "bench"
+    _run([sys.executable, str(bench / "scaling.py"), "--model", "tiny", "--strategy", "ddp", "--gpus", "1", "2",
+          "--tokens", "3000", "--set", "lora_dropout=0.0", "learning_rate=5e-3", "--out", str(out),
+          "--work", str(tmp_path / "work")], tmp_path / "log.txt")
+    one, two = json.loads(out.read_text())
+    assert (one["gpus"], one["processes"], two["gpus"], two["processes"]) == (1, 1, 2, 2)
+    assert one["global_batch"] == two["global_batch"] == 8 and one["steps"] == two["steps"]
+    assert one["trained_tokens"] == two["trained_tokens"] >= 3000
+    assert abs(two["loss"] - one["loss"]) < 0.01 * one["loss"] and abs(two["loss_vs_fewest"]) < 0.01
+    assert one["tokens_per_s"] > 0 and two["speedup"] == round(two["tokens_per_s"] / one["tokens_per_s"], 2)

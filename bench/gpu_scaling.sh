@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue #9 on nvidia-h200-x2: 1 GPU vs 2 with the same per-GPU micro-batch and global batch (bench/scaling.py).
+# Stage as for bench/gpu_next.sh, then, detached, polling back to back:
+#   setsid nohup bash bench/gpu_scaling.sh /root/work > /root/work/job.log 2>&1 &
+# NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
+# NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
+set -uo pipefail
+source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+step() { echo "=== $(date +%T) $*"; }
+python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
+step "DDP, Gemma 3 270M (real weights)"
+timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 300000 \
+  --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
+step "FSDP-QLoRA, random-init 4B"
+timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2 --tokens 60000 \
+  --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1
+rm -rf "$WORK/sc4b"
+step "FSDP-QLoRA, random-init 12B"
+timeout 1200 python3 bench/scaling.py --model gemma-3-12b-random --strategy fsdp --gpus 1 2 --tokens 20000 \
+  --micro_batch 2 --work "$WORK/sc12b" --out "$OUT/scaling.json" > "$WORK/sc12b.log" 2>&1
+step done

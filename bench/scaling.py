@@ -1,0 +1,192 @@
+"""Multi-GPU scaling of gemsql's training: tokens/s, peak memory per GPU and training loss of one config on 1 GPU
+and on N, with the same per-GPU micro-batch and the same global batch. The 1-GPU run accumulates N micro-batches
+per optimizer step, so every run takes the same optimizer steps over the same tokens and their losses compare.
+
+    python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2                # real weights, DDP
+    python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2          # FSDP-QLoRA
+    python3 bench/scaling.py --model gemma-3-12b-random --strategy fsdp --gpus 1 2 --tokens 20000
+    python bench/scaling.py --model tiny --strategy ddp --gpus 1 2 --tokens 3000           # this CPU (gloo)
+
+Each GPU count is its own launch of this script as a worker (`--worker`): torchrun for ddp, `accelerate launch`
+with configs/accelerate/fsdp_qlora.yaml or zero3_qlora.yaml for fsdp and zero3, as the README's one-liners do.
+NVLink multicast stays off in every launch (NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1,
+NVSHMEM_DISABLE_NVLS=1). Records: docs/benchmarks/scaling.json, one per (model, strategy, gpus, note):
+{"model", "strategy", "gpus", "tokens_per_s", "peak_gib_per_gpu", "loss", ...}; `speedup` is against the
+1-GPU run of the same invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from results_file import record
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_CONFIGS = {"fsdp": "fsdp_qlora.yaml", "zero3": "zero3_qlora.yaml"}
+NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_path(name: str, work: Path) -> str:
+    """A model folder: the tiny test model, a random-init Gemma 3 of a published size, or what gemsql resolves."""
+    if name == "tiny":
+        sys.path.insert(0, str(ROOT / "tests"))
+        from tiny import make_tiny_model
+
+        return str(make_tiny_model(work / "tiny"))
+    from train_throughput import ARCHS, build_random
+
+    from gemsql.model import resolve_model
+
+    if name in ARCHS:
+        return build_random(name, work / name, resolve_model("gemma-3-270m"))
+    return resolve_model(name)
+
+
+def launch_command(strategy: str, gpus: int) -> list[str]:
+    if strategy == "ddp":
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus),
+                "--master_port", str(free_port())]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ROOT / "configs" / "accelerate" / LAUNCH_CONFIGS[strategy]), "--num_processes", str(gpus),
+            "--main_process_port", str(free_port())]
+
+
+def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro_batch: int, tokens: int) -> Path:
+    """The YAML config of one launch: the same global batch for every GPU count."""
+    accumulation = most // gpus
+    per_step = micro_batch * most * base.get("max_length", 512)
+    values = {**base, "model_name_or_path": path, "output_dir": str(run_dir), "per_device_train_batch_size": micro_batch,
+              "gradient_accumulation_steps": accumulation, "max_steps": 4 * max(4, math.ceil(tokens / per_step))}
+    config = run_dir.with_suffix(".yaml")
+    config.write_text(yaml.safe_dump(values))
+    return config
+
+
+def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
+    """One process of a launch: train until `tokens` (all processes together), then rank 0 writes the figures."""
+    from transformers import TrainerCallback
+
+    from gemsql.config import load_config
+    from gemsql.model import attention_kernels
+    from gemsql.train import setup
+
+    cfg = load_config(config)
+    trainer, _ = setup(cfg)
+    marks: list[tuple[float, int]] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            marks.append((time.perf_counter(), state.num_input_tokens_seen))  # the sum over all processes
+            if state.num_input_tokens_seen >= tokens and len(marks) > warmup + 1:
+                control.should_training_stop = True
+
+    trainer.add_callback(Clock())
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    with attention_kernels(cfg.model.cudnn_attention):
+        out = trainer.train()
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+    # each process's peak and mean loss, to every process: the fullest GPU counts, the losses are averaged
+    mine = torch.tensor([[peak, out.training_loss]], dtype=torch.float64, device=trainer.accelerator.device)
+    every = trainer.accelerator.gather(mine).cpu()
+    if not trainer.accelerator.is_main_process:
+        return
+    (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]
+    result.write_text(json.dumps({
+        "tokens_per_s": round((n1 - n0) / (t1 - t0), 1),
+        "peak_gib_per_gpu": round(float(every[:, 0].max()), 2) if torch.cuda.is_available() else None,
+        "loss": round(float(every[:, 1].mean()), 4), "trained_tokens": int(n1), "steps": len(marks),
+        "processes": trainer.accelerator.num_processes,
+    }))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m, a model folder, tiny, or a random-init "
+                   "size of bench/train_throughput.py (gemma-3-1b-random, gemma-3-4b-random, gemma-3-12b-random)")
+    p.add_argument("--strategy", choices=["ddp", "fsdp", "zero3"], default="ddp")
+    p.add_argument("--gpus", type=int, nargs="+", default=[1, 2], help="one launch per count (processes on the CPU)")
+    p.add_argument("--micro_batch", type=int, default=4, help="sequences per GPU per micro-batch, the same for all")
+    p.add_argument("--tokens", type=int, default=200_000, help="trained tokens per launch (all GPUs together)")
+    p.add_argument("--warmup", type=int, default=5, help="optimizer steps left out of the timing")
+    p.add_argument("--rows", type=int, default=4000)
+    p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every launch: key=value (YAML)")
+    p.add_argument("--work", default=None)
+    p.add_argument("--out", default=str(ROOT / "docs/benchmarks/scaling.json"))
+    p.add_argument("--note", default="", help="kept with the records (and in their key)")
+    p.add_argument("--worker", nargs=3, metavar=("CONFIG", "RESULT", "TOKENS_WARMUP"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        config, result, tokens_warmup = a.worker
+        tokens, warmup = map(int, tokens_warmup.split(","))
+        worker(Path(config), tokens, warmup, Path(result))
+        return 0
+
+    from gemsql.config import load_config
+    from gemsql.data import prepare
+
+    work = Path(a.work or tempfile.mkdtemp(prefix="gemsql-scaling-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = model_path(a.model, work)
+    base = {"dataset": "builtin", "num_rows": a.rows, "test_size": 64, "save_strategy": "no", "report_to": "none",
+            "logging_steps": 1000}
+    if a.model == "tiny":  # the CPU check: full-precision LoRA, short rows
+        base.update(quantization="none", max_length=256)
+    if a.strategy == "zero3":  # ZeRO-3 cannot train the turn-token rows (see the README)
+        base["stop_token_training"] = "none"
+    base.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)})
+    prepare(load_config(None, **base, model_name_or_path=path, output_dir=str(work / "data")))
+    env = {**os.environ, **NO_MULTICAST, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "bench"), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    if not torch.cuda.is_available():
+        env["OMP_NUM_THREADS"] = "1"  # processes share the cores
+    single = None
+    for gpus in sorted(a.gpus):
+        run_dir = work / f"{a.strategy}-{gpus}"
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        subprocess.run(["cp", "-r", str(work / "data"), str(run_dir)], check=True)  # the same prepared rows
+        config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
+        result = run_dir / "scaling_result.json"
+        cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config), str(result),
+               f"{a.tokens},{a.warmup}"]
+        log = run_dir.with_suffix(".log")
+        with log.open("w") as f:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        r = json.loads(result.read_text()) if rc == 0 and result.is_file() else {
+            "error": f"exit {rc}: " + log.read_text()[-400:]}
+        if gpus == min(a.gpus) and "tokens_per_s" in r:
+            single = r
+        r = {"model": a.model, "strategy": a.strategy, "gpus": gpus, **r, "micro_batch_per_gpu": a.micro_batch,
+             "global_batch": a.micro_batch * max(a.gpus),
+             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (processes)",
+             "command": "python bench/scaling.py " + " ".join(sys.argv[1:]), **({"note": a.note} if a.note else {})}
+        if single is not None and "tokens_per_s" in r and gpus != min(a.gpus):
+            r["speedup"] = round(r["tokens_per_s"] / single["tokens_per_s"], 2)
+            r["loss_vs_fewest"] = round(r["loss"] / single["loss"] - 1, 4)
+        print(json.dumps(r), flush=True)
+        record(a.out, r, key=("model", "strategy", "gpus", "device", "note"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
