@@ -66,6 +66,7 @@ def test_saved_config_round_trips(tmp_path):
         ({"max_length": 4}, "max_length"),
         ({"push_to_hub": True}, "hub_model_id"),
         ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
+        ({"execution_guided_beams": 1}, "execution_guided_beams"),
     ],
 )
 def test_bad_values_name_their_field(tmp_path, values, field):

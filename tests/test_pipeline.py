@@ -219,6 +219,48 @@ def test_rows_that_ended_leave_the_batch_and_the_rest_go_on(tiny_model, stop_tra
     assert [g.raw for g in static] == [g.raw for g in once]
 
 
+def test_execution_guided_decoding_replaces_only_answers_that_do_not_run(stop_trained):
+    from gemsql.data.schema import context_schema
+    from gemsql.generate import context_runner, generate_sql, load_for_generation, runnable
+
+    model, tok = load_for_generation(str(stop_trained[0]))
+    # the tiny model memorized three questions about three one-table schemas; here the tables differ
+    pets, birds = (context_schema(ddl, 3) for ddl in (
+        "CREATE TABLE dogs (name TEXT); CREATE TABLE birds (age INT);", "CREATE TABLE birds (age INT);"))
+    pairs = [("How many cats?", pets), ("Oldest bird?", pets), ("How many cats?", birds)]
+    greedy = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)
+    on_db = context_runner([c for _, c in pairs])
+    assert [g.sql for g in greedy] == ["SELECT COUNT(*) FROM cats;", "SELECT MAX(age) FROM birds;",
+                                       "SELECT COUNT(*) FROM cats;"]
+    assert [on_db(i, g.sql) for i, g in enumerate(greedy)] == [False, True, False]  # no such table: cats
+    assert not context_runner(["CREATE TABLE broken ("])(0, "SELECT 1;")  # a context that does not build
+    seen: list[tuple[int, str]] = []
+
+    def runs(i: int, sql: str) -> bool:
+        seen.append((i, sql))
+        return on_db(i, sql)
+
+    recorder = _SmallGpu(model, limit=10)
+    guided = runnable(recorder, tok, pairs, greedy, runs, beams=4, max_new_tokens=24, batch_size=8)
+    assert seen[:3] == [(i, g.sql) for i, g in enumerate(greedy)]  # every greedy answer is checked first
+    assert recorder.batches == [2]  # one beam-search batch, of the two rows that did not run
+    assert guided[1] == greedy[1]  # an answer that runs is left alone
+    for i in (0, 2):
+        assert 1 <= guided[i].candidate <= 4 and on_db(i, guided[i].sql), guided[i]
+        assert guided[i].raw == greedy[i].raw  # what the model said first stays on record
+    # nothing runs: every greedy answer stays as it was
+    assert runnable(model, tok, pairs, greedy, lambda i, sql: False, beams=3, max_new_tokens=24) == greedy
+
+
+def test_first_statement_cuts_an_answer_after_its_first_complete_statement():
+    from gemsql.generate import first_statement
+
+    assert first_statement("SELECT 1; SELECT 2;") == "SELECT 1;"
+    assert first_statement("SELECT ';' AS s; DROP TABLE t;") == "SELECT ';' AS s;"
+    assert first_statement("```sql\nSELECT a FROM t;\n```\nmore") == "SELECT a FROM t;"
+    assert first_statement("SELECT a FROM t") == "SELECT a FROM t"  # nothing completes: all of it
+
+
 def _cudnn_flags_seen(model) -> list[bool]:
     """Whether SDPA could pick cuDNN's kernels, recorded at every forward pass of `model`."""
     seen: list[bool] = []
@@ -286,6 +328,26 @@ def test_ask_runs_the_answer_read_only_on_a_users_database(tmp_path, stop_traine
     assert "SELECT COUNT(*) FROM cats;" in out and "1 row(s) shown" in out
 
 
+def test_ask_retries_sql_that_fails_on_the_database_with_beams(tmp_path, stop_trained):
+    import sqlite3
+
+    from gemsql.ask import ask
+
+    merged, _ = stop_trained
+    db = tmp_path / "shelter.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("CREATE TABLE dogs (name TEXT); CREATE TABLE birds (age INT);")
+    con.close()
+    before = db.read_bytes()
+    greedy = ask(str(merged), "How many cats?", db=db)  # no cats here
+    assert greedy.sql == "SELECT COUNT(*) FROM cats;" and greedy.result.error == "no such table: cats"
+    guided = ask(str(merged), "How many cats?", db=db, guided_beams=4)
+    assert guided.candidate >= 1 and guided.result.ok and guided.sql != greedy.sql, guided
+    kept = ask(str(merged), "Oldest bird?", db=db, guided_beams=4)  # runs the first time: no retry
+    assert (kept.candidate, kept.sql, kept.result.ok) == (0, "SELECT MAX(age) FROM birds;", True)
+    assert db.read_bytes() == before
+
+
 def test_generate_command_for_one_question(tmp_path, tiny_model, capsys):
     assert main(["generate", "--model", str(tiny_model), "--question", "How many cats?",
                  "--schema", "CREATE TABLE cats (id INT);", "--max_new_tokens", "4"]) == 0
@@ -336,3 +398,7 @@ def test_generate_command_for_a_file(tmp_path, tiny_model):
     assert main(["generate", "--model", str(tiny_model), "--input", str(gold), "--output", str(out),
                  "--max_new_tokens", "4"]) == 0
     assert read_jsonl(out)[0]["sql"] == "SELECT COUNT(*) FROM cats;"
+    # execution-guided decoding: each row says which candidate it took (0: the greedy answer)
+    assert main(["generate", "--model", str(tiny_model), "--input", str(gold), "--output", str(out),
+                 "--max_new_tokens", "4", "--execution_guided_beams", "2"]) == 0
+    assert read_jsonl(out)[0]["candidate"] in (0, 1, 2)

@@ -30,6 +30,7 @@ class Answer:
     transpiled: str | None = None
     refused: str | None = None  # why the SQL was not run
     schema_rows: int = 0  # sample rows per table that fitted the prompt
+    candidate: int = 0  # 0: the greedy answer; k: the greedy answer did not run, the k-th beam did
 
 
 def fit_schema(con: sqlite3.Connection, tokenizer, budget_tokens: int) -> tuple[str, int]:
@@ -63,9 +64,12 @@ def ask(
     max_new_tokens: int = 256,
     prompt_budget: int = 3072,
     limits: Limits = Limits(),
+    guided_beams: int = 0,
 ) -> Answer:
-    """Answer one question: generate SQL for the database (or a given schema) and, with a database, run it."""
-    from gemsql.generate import generate_sql, load_for_generation
+    """Answer one question: generate SQL for the database (or a given schema) and, with a database, run it.
+    `guided_beams` >= 2: SQL that is refused or fails on the database (or on the empty tables of the schema) is
+    decoded again with that many beams, and the most likely candidate that runs is taken."""
+    from gemsql.generate import context_runner, generate_sql, load_for_generation, runnable
 
     if not question.strip():
         raise GemsqlError("the question is empty")
@@ -81,8 +85,19 @@ def ask(
             raise GemsqlError(f"cannot open the database read-only: {e}", file=str(db)) from None
         schema, rows_in_prompt = fit_schema(con, tok, prompt_budget)
     try:
-        (gen,) = generate_sql(m, tok, [(question, schema)], max_new_tokens=max_new_tokens, progress=False)
-        answer = Answer(question, gen.sql, schema_rows=rows_in_prompt)
+        pairs = [(question, schema)]
+        gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, progress=False)
+        if guided_beams >= 2:
+            on_schema = context_runner([schema])
+
+            def runs(_: int, sql: str) -> bool:
+                if check_read_only(sql) is not None:
+                    return False
+                return run(con, sql, limits).ok if con is not None else on_schema(0, sql)
+
+            gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
+        (gen,) = gens
+        answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate)
         answer.refused = check_read_only(gen.sql)
         if dialect and not answer.refused:
             answer.transpiled = sqlglot.transpile(gen.sql, read="sqlite", write=dialect)[0]
@@ -100,6 +115,8 @@ def print_answer(answer: Answer, max_rows: int = 50) -> None:
     from rich.table import Table
 
     console = Console()
+    if answer.candidate:
+        console.print(f"[dim]the first answer did not run; this is beam {answer.candidate} of the retry[/dim]")
     console.print(Syntax(answer.sql or "(no SQL)", "sql", word_wrap=True))
     if answer.transpiled:
         console.print(Syntax(answer.transpiled, "sql", word_wrap=True))

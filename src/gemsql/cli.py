@@ -246,7 +246,8 @@ def _generate(cfg, a: GenerateArgs) -> None:
         raise GemsqlError("give --input FILE or --question TEXT --schema SCHEMA")
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,
                     max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
-                    stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention)
+                    stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention,
+                    guided_beams=cfg.generate.execution_guided_beams)
     if a.output:
         print(f"wrote {len(gens)} predictions to {a.output}")
     else:
@@ -268,7 +269,7 @@ def _ask(cfg, a: AskArgs, question: str | None) -> None:
         raise GemsqlError('give the question as the last argument: gemsql ask --db FILE "question"')
     schema = _text_or_file(a.schema) if a.schema else None
     answer = ask(a.model or str(merged_dir(cfg)), question, db=a.db, schema=schema, dialect=a.dialect,
-                 max_new_tokens=cfg.generate.max_new_tokens,
+                 max_new_tokens=cfg.generate.max_new_tokens, guided_beams=cfg.generate.execution_guided_beams,
                  limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
     print_answer(answer)
 

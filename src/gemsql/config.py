@@ -255,8 +255,17 @@ class GenerateConfig:
                   "rambling row no longer keeps its whole batch decoding to max_new_tokens."},
     )
 
+    execution_guided_beams: int = field(
+        default=0,
+        metadata={"help": "Execution-guided decoding: an answer whose SQL fails to run on its database is decoded "
+                  "again with this many beams, and the most likely candidate that runs replaces it (0: off; >= 2: "
+                  "on). Uses the database only, never the gold answer; costs time only for the answers that fail."},
+    )
+
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        _check(self.execution_guided_beams == 0 or self.execution_guided_beams >= 2, "execution_guided_beams",
+               f"must be 0 (off) or >= 2, got {self.execution_guided_beams}")
         _check(self.generation_batch_size >= 1, "generation_batch_size", "must be >= 1")
         _check(self.eval_rows >= 0, "eval_rows", "must be >= 0")
 

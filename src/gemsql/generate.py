@@ -13,7 +13,8 @@ import re
 import sqlite3
 import time
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ class Generation:
     new_tokens: int
     stop_reason: str  # "<end_of_turn>" or "<eos>" (the model ended its turn), "statement" (one complete SQL
     # statement, then cut), or "length" (max_new_tokens reached)
+    candidate: int = 0  # 0: the greedy answer; k: the k-th beam of execution-guided decoding (see runnable)
 
     @property
     def stopped(self) -> bool:
@@ -238,6 +240,96 @@ class _BatchDecoder:
         return Generation(extract_sql(raw), raw, len(answer), reason)
 
 
+@torch.inference_mode()
+def runnable(
+    model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation], runs: Callable[[int, str], bool], *,
+    beams: int, max_new_tokens: int = 256, batch_size: int = 16,
+) -> list[Generation]:
+    """Execution-guided decoding: every answer whose SQL does not run (`runs(i, sql)` is false for pair i) is
+    decoded again by beam search, and the most likely of its `beams` candidates that runs takes its place; where
+    none runs, the greedy answer stays. `runs` sees the database only, never a gold answer, so this is what a
+    user's database gives at inference too. Small models often name a column or table that is not there; the
+    next beams often do not."""
+    from gemsql.model import stop_token_ids
+
+    failing = [i for i, g in enumerate(gens) if not runs(i, g.sql)]
+    if not failing or beams < 2:
+        return gens
+    stops = stop_token_ids(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    device = next(model.parameters()).device
+    encoded = {i: tokenizer(tokenizer.apply_chat_template([user_message(*pairs[i])], tokenize=False,
+                                                          add_generation_prompt=True), add_special_tokens=False).input_ids
+               for i in failing}
+    failing.sort(key=lambda i: -len(encoded[i]))
+    rows_at_once = max(1, batch_size // beams)  # each row decodes `beams` sequences
+
+    def candidates(rows: list[int]) -> list[list[list[int]]]:
+        """The beams of each row, most likely first, as answer token ids; halves the rows on out-of-memory."""
+        width = max(len(encoded[i]) for i in rows)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in rows], device=device)
+        mask = (torch.arange(width, device=device)[None, :] >= torch.tensor(
+            [width - len(encoded[i]) for i in rows], device=device)[:, None]).long()
+        try:
+            out = model.generate(input_ids=ids, attention_mask=mask, num_beams=beams, num_return_sequences=beams,
+                                 do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad,
+                                 cache_implementation=None)
+        except torch.OutOfMemoryError:
+            if len(rows) == 1:
+                raise
+            torch.cuda.empty_cache()
+            return candidates(rows[: len(rows) // 2]) + candidates(rows[len(rows) // 2 :])
+        answers = out[:, width:].tolist()
+        return [answers[k * beams : (k + 1) * beams] for k in range(len(rows))]
+
+    gens = list(gens)
+    replaced = 0
+    for start in range(0, len(failing), rows_at_once):
+        rows = failing[start : start + rows_at_once]
+        for i, beams_of_row in zip(rows, candidates(rows)):
+            for k, answer in enumerate(beams_of_row, start=1):
+                sql = first_statement(tokenizer.decode(_until_stop(answer, stops, pad), skip_special_tokens=True))
+                if sql and runs(i, sql):
+                    gens[i] = replace(gens[i], sql=sql, candidate=k)
+                    replaced += 1
+                    break
+    log.info("execution-guided decoding: %d of %d answers did not run; %d replaced by a beam that runs",
+             len(failing), len(gens), replaced)
+    return gens
+
+
+def _until_stop(answer: list[int], stops: list[int], pad: int) -> list[int]:
+    cut = min((answer.index(t) for t in stops if t in answer), default=len(answer))
+    return [t for t in answer[:cut] if t != pad]
+
+
+def first_statement(text: str) -> str:
+    """The SQL of an answer up to the end of its first complete statement (the whole of it if none completes)."""
+    sql = extract_sql(text)
+    for end, char in enumerate(sql):
+        if char == ";" and sqlite3.complete_statement(sql[: end + 1]):
+            return sql[: end + 1]
+    return sql
+
+
+def context_runner(contexts: list[str]) -> Callable[[int, str], bool]:
+    """`runs` for execution-guided decoding in evaluation: pair i's SQL runs without error on a fresh sandboxed
+    database built from contexts[i] (the full context, as scoring executes it)."""
+    from gemsql.evaluate.sandbox import memory_db, run
+
+    def runs(i: int, sql: str) -> bool:
+        try:
+            con = memory_db(contexts[i])
+        except sqlite3.Error:
+            return False  # a context that does not build: nothing can run, keep the greedy answer
+        try:
+            return run(con, sql).ok
+        finally:
+            con.close()
+
+    return runs
+
+
 def generate(
     model: str,
     *,
@@ -249,23 +341,31 @@ def generate(
     batch_size: int = 16,
     stop_at_statement_end: bool = True,
     cudnn_attention: bool = True,
+    guided_beams: int = 0,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
 
     Each row holds the pair's question and context unless `extra` gives its own (a test row keeps
-    its full context for execution while the prompt showed a shortened one)."""
+    its full context for execution while the prompt showed a shortened one). `guided_beams` >= 2: answers that
+    do not run on their context's database are decoded again with that many beams (`runnable`)."""
     from gemsql.files import write_jsonl
+    from gemsql.model import attention_kernels
 
     m, tok = load_for_generation(model, adapter)
     gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size,
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
+    if guided_beams >= 2:
+        contexts = [x.get("context", c) for x, (_, c) in zip(extra or [{} for _ in pairs], pairs)]
+        with attention_kernels(cudnn_attention):
+            gens = runnable(m, tok, pairs, gens, context_runner(contexts), beams=guided_beams,
+                            max_new_tokens=max_new_tokens, batch_size=batch_size)
     if output is not None:
         extra = extra or [{} for _ in pairs]
         write_jsonl(
             output,
             (
                 {"question": q, "context": c, **x, "prompt_context": c, "prediction": g.sql, "raw": g.raw, "stop_reason": g.stop_reason,
-                 "new_tokens": g.new_tokens}
+                 "new_tokens": g.new_tokens, "candidate": g.candidate}
                 for (q, c), g, x in zip(pairs, gens, extra)
             ),
         )

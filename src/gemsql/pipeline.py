@@ -81,7 +81,8 @@ def evaluate_run(cfg: Config, prepared, elapsed_s: float = 0.0) -> dict:
         out = cfg.run_dir / "eval" / label
         generate(model, pairs=pairs, output=out / "predictions.jsonl", extra=test,
                  max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
-                 stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention)
+                 stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention,
+                 guided_beams=cfg.generate.execution_guided_beams)
         results[label] = evaluate(out / "predictions.jsonl", out, label=label)
     report = {
         "minutes": round((time.perf_counter() - started) / 60, 2),
