@@ -11,6 +11,7 @@ prompts (it is slow); its rate is over those.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -21,8 +22,8 @@ import torch
 from gemsql.data.builtin import generate as builtin_rows
 from gemsql.data.prompt import user_message
 from gemsql.evaluate.score import score
-from gemsql.generate import extract_sql, generate_sql, load_for_generation
-from gemsql.model import stop_token_ids
+from gemsql.generate import context_runner, extract_sql, generate_sql, load_for_generation, runnable
+from gemsql.model import attention_kernels, stop_token_ids
 from results_file import record
 
 
@@ -31,20 +32,31 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_attention: bool = True) -> dict:
-    """One timed evaluation: examples/s over generation + scoring, and each part's seconds."""
+def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_attention: bool = True,
+                guided_beams: int = 0) -> dict:
+    """One timed evaluation: examples/s over generation (with execution-guided decoding when `guided_beams`) +
+    scoring, and each part's seconds."""
     sync()
     start = time.perf_counter()
-    gens = generate_sql(model, tok, [(r.question, r.context) for r in rows], max_new_tokens=max_new_tokens,
-                        batch_size=batch_size, progress=False, cudnn_attention=cudnn_attention)
+    pairs = [(r.question, r.context) for r in rows]
+    gens = generate_sql(model, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False,
+                        cudnn_attention=cudnn_attention)
     sync()
+    greedy = time.perf_counter()
+    if guided_beams:
+        with attention_kernels(cudnn_attention):
+            gens = runnable(model, tok, pairs, gens, context_runner([r.context for r in rows]), beams=guided_beams,
+                            max_new_tokens=max_new_tokens, batch_size=batch_size)
+        sync()
     generated = time.perf_counter()
-    hits = sum(score(r.context, r.sql, g.sql).exec_match for r, g in zip(rows, gens))
+    verdicts = [score(r.context, r.sql, g.sql) for r, g in zip(rows, gens)]
     end = time.perf_counter()
-    return {"examples_per_s": len(rows) / (end - start), "exec_match": hits / len(rows),
-            "generate_s": round(generated - start, 2), "score_s": round(end - generated, 2),
-            "new_tokens": sum(g.new_tokens for g in gens),
-            "stop_reasons": dict(Counter(g.stop_reason for g in gens))}
+    return {"examples_per_s": len(rows) / (end - start), "exec_match": sum(v.exec_match for v in verdicts) / len(rows),
+            "valid": sum(v.valid for v in verdicts) / len(rows),
+            "generate_s": round(generated - start, 2), "guided_s": round(generated - greedy, 2),
+            "score_s": round(end - generated, 2), "new_tokens": sum(g.new_tokens for g in gens),
+            "stop_reasons": dict(Counter(g.stop_reason for g in gens)),
+            "candidates": dict(Counter(g.candidate for g in gens))}
 
 
 def profile_eval(model, tok, rows, batch_size: int, max_new_tokens: int, out: Path, cudnn_attention: bool) -> None:
@@ -103,6 +115,9 @@ def main() -> int:
     p.add_argument("--cudnn_attention", nargs="+", choices=["on", "off"], default=["on"],
                    help="let SDPA use cuDNN's kernels (PyTorch's choice on Hopper) or not; one record per value "
                    "and batch size (gemsql's ModelConfig.cudnn_attention)")
+    p.add_argument("--execution_guided_beams", type=int, nargs="+", default=[0],
+                   help="0 (greedy only) and/or N >= 2: answers that do not run are decoded again with N beams; one "
+                   "record per value")
     p.add_argument("--profile", default=None, help="then profile one batch of the first batch size (and the first "
                    "--cudnn_attention value) into this file")
     args = p.parse_args()
@@ -111,20 +126,21 @@ def main() -> int:
     model, tok = load_for_generation(args.model)
     generate_sql(model, tok, [(r.question, r.context) for r in rows[:8]], max_new_tokens=8, progress=False)  # warm-up
     gemsql_runs = {}
-    for cudnn in (v == "on" for v in args.cudnn_attention):
-        for batch_size in args.batch_size:
-            try:
-                gemsql_runs[batch_size, cudnn] = run = gemsql_eval(model, tok, rows, batch_size, args.max_new_tokens,
-                                                                   cudnn)
-            except torch.OutOfMemoryError:  # larger batch sizes are a probe: one too large must not lose the rest
-                print(f"gemsql, batch {batch_size}, cudnn_attention {cudnn}: out of memory", flush=True)
-                torch.cuda.empty_cache()
-                continue
-            print(f"gemsql, batch {batch_size}, cudnn_attention {cudnn}: {run}", flush=True)
+    for cudnn, beams, batch_size in itertools.product((v == "on" for v in args.cudnn_attention),
+                                                      args.execution_guided_beams, args.batch_size):
+        label = f"gemsql, batch {batch_size}, cudnn_attention {cudnn}, execution_guided_beams {beams}"
+        try:
+            gemsql_runs[batch_size, cudnn, beams] = run = gemsql_eval(model, tok, rows, batch_size,
+                                                                      args.max_new_tokens, cudnn, beams)
+        except torch.OutOfMemoryError:  # larger batch sizes are a probe: one too large must not lose the rest
+            print(f"{label}: out of memory", flush=True)
+            torch.cuda.empty_cache()
+            continue
+        print(f"{label}: {run}", flush=True)
     base_rows = rows[: args.baseline_rows or args.rows]
     base_rate, base_acc = tutorial_eval(model, tok, base_rows, args.max_new_tokens)
     print(f"tutorial loop: {base_rate:.2f} examples/s, execution accuracy {base_acc:.3f}", flush=True)
-    for (batch_size, cudnn), run in gemsql_runs.items():
+    for (batch_size, cudnn, beams), run in gemsql_runs.items():
         rate = run["examples_per_s"]
         result = {
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)",
@@ -132,12 +148,14 @@ def main() -> int:
             "baseline_examples_per_s": round(base_rate, 3), "baseline_examples": len(base_rows),
             "speedup": round(rate / base_rate, 2), "exec_match": round(run["exec_match"], 4),
             "baseline_exec_match": round(base_acc, 4), "batch_size": batch_size, "cudnn_attention": cudnn,
+            "execution_guided_beams": beams, "valid": round(run["valid"], 4), "guided_s": run["guided_s"],
+            "candidates": run["candidates"],
             "max_new_tokens": args.max_new_tokens,
             "generate_s": run["generate_s"], "score_s": run["score_s"], "new_tokens": run["new_tokens"],
             "stop_reasons": run["stop_reasons"], "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
             **({"note": args.note} if args.note else {}),
         }
-        record(args.out, result, key=("device", "model", "batch_size", "cudnn_attention", "note"))
+        record(args.out, result, key=("device", "model", "batch_size", "cudnn_attention", "execution_guided_beams", "note"))
     if args.profile:  # last, and one batch only: a profiled evaluation runs slower and must not lose the records
         profile_eval(model, tok, rows[: args.batch_size[0]], args.batch_size[0], args.max_new_tokens, Path(args.profile),
                      args.cudnn_attention[0] == "on")

@@ -41,6 +41,12 @@ rm -rf "$WORK/tt4b"
 step "#5: the whole Spider training split, one epoch, shipped config"
 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/spider-all" --evaluate_base false \
   --generation_batch_size 256 > "$WORK/spider-all.log" 2>&1
+step "#5: the same model with execution-guided decoding (4 beams for answers that do not run)"
+python3 -m gemsql generate configs/spider.yaml --model "$WORK/spider-all/merged" --input "$WORK/spider-all/data/test.jsonl" \
+  --output "$WORK/spider-all/guided/predictions.jsonl" --execution_guided_beams 4 --generation_batch_size 256 \
+  > "$WORK/spider-all-guided.log" 2>&1
+python3 -m gemsql eval configs/spider.yaml --predictions "$WORK/spider-all/guided/predictions.jsonl" \
+  --eval_output "$WORK/spider-all/eval/guided" >> "$WORK/spider-all-guided.log" 2>&1
 step "#4/#5: the same with the fast config (8 x 1024 tokens a micro-batch = 16 x 512, lr 4e-4): is its accuracy as good?"
 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/spider-all-mb16" --evaluate_base false \
   --generation_batch_size 256 --per_device_train_batch_size 8 --learning_rate 4e-4 > "$WORK/spider-all-mb16.log" 2>&1
