@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -82,7 +81,7 @@ def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro
 
 def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
     """One process of a launch: train until `tokens` (all processes together), then rank 0 writes the figures."""
-    from transformers import TrainerCallback
+    from train_throughput import token_clock
 
     from gemsql.config import load_config
     from gemsql.model import attention_kernels
@@ -91,16 +90,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
     cfg = load_config(config)
     trainer, _ = setup(cfg)
     marks: list[tuple[float, int]] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            marks.append((time.perf_counter(), state.num_input_tokens_seen))  # the sum over all processes
-            if state.num_input_tokens_seen >= tokens and len(marks) > warmup + 1:
-                control.should_training_stop = True
-
-    trainer.add_callback(Clock())
+    trainer.add_callback(token_clock(marks, tokens, warmup))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with attention_kernels(cfg.model.cudnn_attention):

@@ -192,10 +192,25 @@ def profiler_callback(warmup: int, steps: int, out: Path):
     return Profile()
 
 
-def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
-              eval_rows: int, base: dict, profile: Path | None = None) -> dict:
+def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int):
+    """A callback appending (time, tokens trained so far) to `marks` after every optimizer step, and ending training
+    once `tokens` are trained with more than `warmup` steps behind it (the GPU synchronised first, so a mark is
+    when the step's work is done). Under a launcher the token count is the sum over all processes."""
     from transformers import TrainerCallback
 
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            marks.append((time.perf_counter(), state.num_input_tokens_seen))
+            if state.num_input_tokens_seen >= tokens and len(marks) > warmup + 1:
+                control.should_training_stop = True
+
+    return Clock()
+
+
+def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
+              eval_rows: int, base: dict, profile: Path | None = None) -> dict:
     run_dir = work / name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -212,16 +227,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     trainer, tokenizer = setup(cfg)
 
     marks: list[tuple[float, int]] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            marks.append((time.perf_counter(), state.num_input_tokens_seen))
-            if state.num_input_tokens_seen >= tokens and len(marks) > warmup + 1:
-                control.should_training_stop = True
-
-    trainer.add_callback(Clock())
+    trainer.add_callback(token_clock(marks, tokens, warmup))
     if profile is not None:
         trainer.add_callback(profiler_callback(warmup, 3, profile / f"profile_{name}.txt"))
     if torch.cuda.is_available():
