@@ -66,6 +66,28 @@ def test_questions_are_answered_from_the_model_and_run_read_only(model_app, serv
     assert {k: open(v, "rb").read() for k, v in dbs.items()} == before
 
 
+def test_guided_serving_retries_sql_that_fails_on_the_served_schema(served, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from gemsql.serve import create_app, load_databases, model_generator
+
+    model, _ = served
+    shelter = _db(tmp_path / "shelter.sqlite", "CREATE TABLE dogs (name TEXT)")
+    con = sqlite3.connect(shelter)
+    con.execute("CREATE TABLE birds (age INT)")
+    con.commit()
+    con.close()
+    for beams, status in ((0, 422), (4, 200)):  # no cats table: the greedy answer fails, a beam that runs does not
+        generate, tok = model_generator(model, max_new_tokens=24, guided_beams=beams)
+        with TestClient(create_app(generate, load_databases([f"shelter={shelter}"], tok), model_name="tiny")) as client:
+            r = client.post("/v1/sql", json={"question": "How many cats?", "db": "shelter"})
+        assert r.status_code == status, r.text
+        if beams == 0:
+            assert r.json()["sql"] == "SELECT COUNT(*) FROM cats;" and "no such table: cats" in r.json()["detail"]
+        else:
+            assert r.json()["sql"] != "SELECT COUNT(*) FROM cats;" and r.json()["columns"]
+
+
 def test_concurrent_requests_share_batches(model_app):
     client, app = model_app
     batcher = app.state.batcher

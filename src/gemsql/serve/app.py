@@ -230,24 +230,31 @@ async def _reply(send, status: int, detail: str) -> None:
     await JSONResponse({"detail": detail}, status_code=status)({"type": "http"}, None, send)
 
 
-def model_generator(model: str, max_new_tokens: int = 256):
-    """(generate, tokenizer): `generate` maps a batch of (question, schema) pairs to greedy SQL."""
-    from gemsql.generate import generate_sql, load_for_generation
+def model_generator(model: str, max_new_tokens: int = 256, guided_beams: int = 0):
+    """(generate, tokenizer): `generate` maps a batch of (question, schema) pairs to greedy SQL. With
+    `guided_beams` >= 2, SQL that is not one read-only statement or fails on its schema (the served database's
+    CREATE statements and sample rows, in a sandboxed in-memory copy) is decoded again with beams."""
+    from gemsql.ask import check_read_only
+    from gemsql.generate import context_runner, generate_sql, load_for_generation, runnable
 
     m, tok = load_for_generation(model)
 
     def generate(pairs: list[tuple[str, str]]) -> list[str]:
         gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=len(pairs), progress=False)
+        if guided_beams >= 2:
+            on_schema = context_runner([schema for _, schema in pairs])
+            gens = runnable(m, tok, pairs, gens, lambda i, sql: check_read_only(sql) is None and on_schema(i, sql),
+                            beams=guided_beams, max_new_tokens=max_new_tokens, batch_size=len(pairs))
         return [g.sql for g in gens]
 
     return generate, tok
 
 
 def serve(model: str, dbs: list[str], *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_new_tokens: int = 256, limits: ServeLimits = ServeLimits()) -> None:
+          max_new_tokens: int = 256, guided_beams: int = 0, limits: ServeLimits = ServeLimits()) -> None:
     """Load the model once, read the databases' schemas, then serve until interrupted."""
     import uvicorn
 
-    generate, tok = model_generator(model, max_new_tokens)
+    generate, tok = model_generator(model, max_new_tokens, guided_beams)
     app = create_app(generate, load_databases(dbs, tok), limits=limits, token=token, model_name=str(model))
     uvicorn.run(app, host=host, port=port, log_level="info")
