@@ -51,7 +51,9 @@ step "#4/#5: the same with the fast config (8 x 1024 tokens a micro-batch = 16 x
 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/spider-all-mb16" --evaluate_base false \
   --generation_batch_size 256 --per_device_train_batch_size 8 --learning_rate 4e-4 > "$WORK/spider-all-mb16.log" 2>&1
 step "#6: serving load test with the 270M (why answers were refused: not_answered)"
-timeout 300 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
-  --out "$OUT/serve.json" > "$WORK/serve.log" 2>&1
+for beams in 0 4; do
+  timeout 300 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
+    --execution_guided_beams $beams --out "$OUT/serve.json" >> "$WORK/serve.log" 2>&1
+done
 
 step done

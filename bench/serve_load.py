@@ -88,6 +88,8 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=25, help="per client")
     p.add_argument("--max_new_tokens", type=int, default=64)
     p.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
+    p.add_argument("--execution_guided_beams", type=int, default=0,
+                   help="the server re-decodes SQL that fails on the database's schema with this many beams (0: off)")
     p.add_argument("--out", default="docs/benchmarks/serve.json")
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gemsql-serve-load-"))
@@ -104,7 +106,8 @@ def main() -> int:
     log = (work / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "gemsql", "serve", "--model", model, "--db", f"hr={work / 'hr.sqlite'}",
-         "--port", str(port), "--max_new_tokens", str(a.max_new_tokens), "--max_pending", str(4 * a.clients)],
+         "--port", str(port), "--max_new_tokens", str(a.max_new_tokens), "--max_pending", str(4 * a.clients),
+         "--execution_guided_beams", str(a.execution_guided_beams)],
         stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -152,12 +155,13 @@ def main() -> int:
         "rps": round(len(results) / elapsed, 2),
         "errors": sum(n for code, n in statuses.items() if code == "None" or code.startswith("5")),
         "statuses": dict(statuses), "not_answered": not_answered(results), "max_new_tokens": a.max_new_tokens,
+        "execution_guided_beams": a.execution_guided_beams,
         "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "not_answered"}), flush=True)
     for row in result["not_answered"]:
         print(f"{row['count']:5d} x {row['status']} {row['question']!r}: {row['detail'][:160]}")
-    record(a.out, result, key=("device", "model", "clients"))
+    record(a.out, result, key=("device", "model", "clients", "execution_guided_beams"))
     return 0
 
 
