@@ -105,6 +105,12 @@ def semicolon_token_ids(tokenizer) -> torch.Tensor:
     return _SEMICOLONS[tokenizer]
 
 
+def prompt_ids(tokenizer, pair: tuple[str, str]) -> list[int]:
+    """The token ids of a (question, context) pair's chat prompt, ready for the answer."""
+    prompt = tokenizer.apply_chat_template([user_message(*pair)], tokenize=False, add_generation_prompt=True)
+    return tokenizer(prompt, add_special_tokens=False).input_ids
+
+
 @torch.inference_mode()
 def generate_sql(
     model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16,
@@ -120,15 +126,12 @@ def generate_sql(
     smaller GPU (or longer prompts) lowers by itself. `cudnn_attention`: see ModelConfig.cudnn_attention."""
     from gemsql.model import attention_kernels, stop_token_ids
 
-    prompts = [
-        tokenizer.apply_chat_template([user_message(q, c)], tokenize=False, add_generation_prompt=True) for q, c in pairs
-    ]
-    encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    encoded = [prompt_ids(tokenizer, pair) for pair in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: -len(encoded[i]))
     stops = stop_token_ids(tokenizer)
     decode = _BatchDecoder(model, tokenizer, stops, semicolon_token_ids(tokenizer) if stop_at_statement_end else None)
     rounds = _round_lengths(max_new_tokens, first_round_tokens)
-    results: list[Generation | None] = [None] * len(prompts)
+    results: list[Generation | None] = [None] * len(pairs)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     started, done = time.perf_counter(), 0
     for batch in batches:
@@ -138,7 +141,7 @@ def generate_sql(
             results[i] = gen
         done += len(batch)
         if progress:
-            log.info("generated %d/%d (%.1f examples/s)", done, len(prompts), done / (time.perf_counter() - started))
+            log.info("generated %d/%d (%.1f examples/s)", done, len(pairs), done / (time.perf_counter() - started))
     return results  # type: ignore[return-value]
 
 
@@ -258,9 +261,7 @@ def runnable(
     stops = stop_token_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     device = next(model.parameters()).device
-    encoded = {i: tokenizer(tokenizer.apply_chat_template([user_message(*pairs[i])], tokenize=False,
-                                                          add_generation_prompt=True), add_special_tokens=False).input_ids
-               for i in failing}
+    encoded = {i: prompt_ids(tokenizer, pairs[i]) for i in failing}
     failing.sort(key=lambda i: -len(encoded[i]))
     rows_at_once = max(1, batch_size // beams)  # each row decodes `beams` sequences
 
