@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -124,12 +125,11 @@ def main() -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--out", default=str(ROOT / "docs/benchmarks/scaling.json"))
     p.add_argument("--note", default="", help="kept with the records (and in their key)")
-    p.add_argument("--worker", nargs=3, metavar=("CONFIG", "RESULT", "TOKENS_WARMUP"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", nargs=2, metavar=("CONFIG", "RESULT"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        config, result, tokens_warmup = a.worker
-        tokens, warmup = map(int, tokens_warmup.split(","))
-        worker(Path(config), tokens, warmup, Path(result))
+        config, result = a.worker
+        worker(Path(config), a.tokens, a.warmup, Path(result))
         return 0
 
     from gemsql.config import load_config
@@ -153,12 +153,12 @@ def main() -> int:
     single = None
     for gpus in sorted(a.gpus):
         run_dir = work / f"{a.strategy}-{gpus}"
-        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-        subprocess.run(["cp", "-r", str(work / "data"), str(run_dir)], check=True)  # the same prepared rows
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(work / "data", run_dir)  # the same prepared rows
         config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
         result = run_dir / "scaling_result.json"
         cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config), str(result),
-               f"{a.tokens},{a.warmup}"]
+               "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
         log = run_dir.with_suffix(".log")
         with log.open("w") as f:
             rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode

@@ -352,16 +352,16 @@ def generate(
     from gemsql.files import write_jsonl
     from gemsql.model import attention_kernels
 
+    extra = extra or [{} for _ in pairs]
     m, tok = load_for_generation(model, adapter)
     gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size,
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
     if guided_beams >= 2:
-        contexts = [x.get("context", c) for x, (_, c) in zip(extra or [{} for _ in pairs], pairs)]
+        contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
         with attention_kernels(cudnn_attention):
             gens = runnable(m, tok, pairs, gens, context_runner(contexts), beams=guided_beams,
                             max_new_tokens=max_new_tokens, batch_size=batch_size)
     if output is not None:
-        extra = extra or [{} for _ in pairs]
         write_jsonl(
             output,
             (
