@@ -248,6 +248,8 @@ def test_execution_guided_decoding_replaces_only_answers_that_do_not_run(stop_tr
     for i in (0, 2):
         assert 1 <= guided[i].candidate <= 4 and on_db(i, guided[i].sql), guided[i]
         assert guided[i].raw == greedy[i].raw  # what the model said first stays on record
+        assert guided[i].greedy_sql == greedy[i].sql  # and the greedy SQL, for `gemsql eval` to score both
+    assert guided[1].greedy_sql is None
     # nothing runs: every greedy answer stays as it was
     assert runnable(model, tok, pairs, greedy, lambda i, sql: False, beams=3, max_new_tokens=24) == greedy
 
@@ -401,4 +403,5 @@ def test_generate_command_for_a_file(tmp_path, tiny_model):
     # execution-guided decoding: each row says which candidate it took (0: the greedy answer)
     assert main(["generate", "--model", str(tiny_model), "--input", str(gold), "--output", str(out),
                  "--max_new_tokens", "4", "--execution_guided_beams", "2"]) == 0
-    assert read_jsonl(out)[0]["candidate"] in (0, 1, 2)
+    row = read_jsonl(out)[0]
+    assert row["candidate"] in (0, 1, 2) and ("greedy_prediction" in row) == (row["candidate"] > 0)

@@ -86,3 +86,31 @@ def test_score_reports_broken_examples_instead_of_raising():
 def test_normalize_sql():
     assert normalize_sql("select  a from T where x='y';") == normalize_sql("SELECT a FROM T WHERE x = 'y'")
     assert normalize_sql("not ( sql") == "not ( sql"
+
+
+def test_eval_scores_the_greedy_answers_that_execution_guided_decoding_replaced(tmp_path):
+    import json
+
+    from gemsql.errors import GemsqlError
+    from gemsql.evaluate.report import evaluate
+
+    gold = "SELECT COUNT(*) FROM t"
+    rows = [  # a beam replaced the first answer (its greedy SQL names a column that is not there); not the second
+        {"context": CTX, "sql": gold, "prediction": gold, "candidate": 2, "greedy_prediction": "SELECT nope FROM t"},
+        {"context": CTX, "sql": gold, "prediction": "SELECT 1", "candidate": 0},
+    ]
+    preds = tmp_path / "predictions.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = evaluate(preds, tmp_path / "eval")
+    assert (m["exec_match"], m["valid"], m["replaced"]) == (0.5, 1.0, 1)
+    assert (m["greedy"]["exec_match"], m["greedy"]["valid"], m["greedy"]["examples"]) == (0.0, 0.5, 2)
+    assert "greedy (before the beam retry replaced 1)" in (tmp_path / "eval" / "report.md").read_text()
+    verdicts = [json.loads(x) for x in (tmp_path / "eval" / "verdicts.jsonl").read_text().splitlines()]
+    assert [v["candidate"] for v in verdicts] == [2, 0]
+    # without the retry's field there is nothing else to score
+    preds.write_text(json.dumps(rows[1]) + "\n")
+    assert "greedy" not in evaluate(preds, tmp_path / "eval")
+    preds.write_text(json.dumps({**rows[0], "greedy_prediction": 7}) + "\n")
+    with pytest.raises(GemsqlError, match="greedy_prediction") as e:
+        evaluate(preds, tmp_path / "eval")
+    assert "row 1" in str(e.value) and str(preds) in str(e.value)

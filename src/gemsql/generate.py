@@ -33,6 +33,7 @@ class Generation:
     stop_reason: str  # "<end_of_turn>" or "<eos>" (the model ended its turn), "statement" (one complete SQL
     # statement, then cut), or "length" (max_new_tokens reached)
     candidate: int = 0  # 0: the greedy answer; k: the k-th beam of execution-guided decoding (see runnable)
+    greedy_sql: str | None = None  # the greedy answer a beam replaced (None when candidate is 0)
 
     @property
     def stopped(self) -> bool:
@@ -291,7 +292,7 @@ def runnable(
             for k, answer in enumerate(beams_of_row, start=1):
                 sql = first_statement(tokenizer.decode(_until_stop(answer, stops, pad), skip_special_tokens=True))
                 if sql and runs(i, sql):
-                    gens[i] = replace(gens[i], sql=sql, candidate=k)
+                    gens[i] = replace(gens[i], sql=sql, candidate=k, greedy_sql=gens[i].sql)
                     replaced += 1
                     break
     log.info("execution-guided decoding: %d of %d answers did not run; %d replaced by a beam that runs",
@@ -366,7 +367,8 @@ def generate(
             output,
             (
                 {"question": q, "context": c, **x, "prompt_context": c, "prediction": g.sql, "raw": g.raw, "stop_reason": g.stop_reason,
-                 "new_tokens": g.new_tokens, "candidate": g.candidate}
+                 "new_tokens": g.new_tokens, "candidate": g.candidate,
+                 **({"greedy_prediction": g.greedy_sql} if g.candidate else {})}
                 for (q, c), g, x in zip(pairs, gens, extra)
             ),
         )

@@ -46,9 +46,16 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
                 raise GemsqlError("missing or not text", file=str(predictions), row=i, field=key)
         v = score(r["context"], r["sql"], r["prediction"]).to_dict()
         verdicts.append({"id": r.get("id", f"row-{i}"), "question": r.get("question"), "gold": r["sql"],
-                         "prediction": r["prediction"], "metadata": r.get("metadata", {}), **v})
+                         "prediction": r["prediction"], "metadata": r.get("metadata", {}), **v,
+                         **({"candidate": r["candidate"]} if "candidate" in r else {})})
     breakdown = sorted({k for r in rows for k in (r.get("metadata") or {})})
     metrics = {"label": label, **summarize(verdicts, breakdown)}
+    greedy = _greedy_verdicts(rows, verdicts, predictions)
+    if greedy is not None:
+        # execution-guided decoding replaced some answers: the greedy answers are scored too, so one run
+        # measures what the retry is worth on the same model and rows
+        metrics["greedy"] = summarize(greedy, breakdown)
+        metrics["replaced"] = sum(1 for r in rows if r.get("greedy_prediction") is not None)
     out = Path(output_dir)
     # metrics.json is the commit mark of the folder: removed first, written last, so when it is there the
     # verdicts and reports beside it are whole and from the same evaluation (the folder also holds the
@@ -62,7 +69,27 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
     write_json(out / "metrics.json", metrics)
     log.info("%s: execution accuracy %.1f%%, exact match %.1f%%, valid SQL %.1f%% on %d examples", label,
              100 * metrics["exec_match"], 100 * metrics["exact_match"], 100 * metrics["valid"], metrics["examples"])
+    if greedy is not None:
+        log.info("%s before execution-guided decoding replaced %d answers: execution accuracy %.1f%%, valid SQL "
+                 "%.1f%%", label, metrics["replaced"], 100 * metrics["greedy"]["exec_match"],
+                 100 * metrics["greedy"]["valid"])
     return metrics
+
+
+def _greedy_verdicts(rows: list[dict], verdicts: list[dict], predictions: str | Path) -> list[dict] | None:
+    """The verdicts of the greedy answers, where `greedy_prediction` keeps those a beam replaced; None if none was."""
+    if not any("greedy_prediction" in r for r in rows):
+        return None
+    out = []
+    for i, (r, v) in enumerate(zip(rows, verdicts), start=1):
+        greedy_sql = r.get("greedy_prediction")
+        if greedy_sql is None:
+            out.append(v)
+            continue
+        if not isinstance(greedy_sql, str):
+            raise GemsqlError("not text", file=str(predictions), row=i, field="greedy_prediction")
+        out.append({**v, "prediction": greedy_sql, **score(r["context"], r["sql"], greedy_sql).to_dict()})
+    return out
 
 
 def markdown(runs: list[dict]) -> str:
@@ -70,6 +97,10 @@ def markdown(runs: list[dict]) -> str:
     lines = ["| model | examples | execution accuracy | exact match | valid SQL |", "|---|---:|---:|---:|---:|"]
     for m in runs:
         lines.append(f"| {m['label']} | {m['examples']} | {m['exec_match']:.1%} | {m['exact_match']:.1%} | {m['valid']:.1%} |")
+        if "greedy" in m:
+            g = m["greedy"]
+            lines.append(f"| {m['label']}, greedy (before the beam retry replaced {m['replaced']}) | {g['examples']} | "
+                         f"{g['exec_match']:.1%} | {g['exact_match']:.1%} | {g['valid']:.1%} |")
     columns = sorted({c for m in runs for c in m.get("by", {})})
     for column in columns:
         lines += ["", f"### Execution accuracy by {column}", "",
