@@ -8,52 +8,50 @@
 #     opentelemetry-api" \
 #     bash ../shared/device/pack.sh .venv/bin/python
 #   setsid nohup bash bench/gpu_next.sh /root/work /root/work/train_real.jsonl.gz > /root/work/job.log 2>&1 &
-# Everything runs one at a time: each throughput figure has the GPU to itself.
+# Part 1 trains side by side (a 270M QLoRA run leaves the GPU mostly idle): Spider variants on the whole
+# training split. Part 2 runs one thing at a time: each
+# throughput figure has the GPU to itself.
 # Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_scaling.sh there first (issue #9).
 # Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it.
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 DATA=$(realpath "${2:-.device/data/train_real.jsonl.gz}")
+export OMP_NUM_THREADS=2  # part 1: four processes share 16 cores
 step() { echo "=== $(date +%T) $*"; }
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 
-step "a model to evaluate and serve: gemsql run on the built-in set, 400 steps (the GPU to itself from here on)"
-python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin" --max_steps 400 --eval_rows 200 \
-  --evaluate_base false > "$WORK/builtin.log" 2>&1
+spider() {  # NAME [overrides...]: configs/spider.yaml on the whole training split, scored greedy and guided
+  local name=$1; shift
+  timeout 1020 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/$name" \
+    --evaluate_base false --generation_batch_size 256 --execution_guided_beams 4 "$@" > "$WORK/$name.log" 2>&1
+  step "$name ended: $?"
+}
 
-step "#3/#4: evaluation with and without cuDNN's attention kernels (decoding builds a cuDNN plan per cache length)"
-timeout 420 python3 bench/eval_throughput.py --model "$WORK/builtin/merged" --rows 1000 --baseline_rows 20 \
-  --batch_size 1000 128 --cudnn_attention on off --note "fifth GPU session" --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
+step "part 1 (the GPU shared): #5 Spider on the whole training split; the eval scores greedy and 4-beam guided"
+spider spider-all &                                                          # the shipped config, one epoch
+spider spider-fast --per_device_train_batch_size 8 --learning_rate 4e-4 &   # #4's fast config: as accurate?
+spider spider-fast-2ep --per_device_train_batch_size 8 --learning_rate 4e-4 --num_train_epochs 2 &
+spider spider-fast-2ep-lora64 --per_device_train_batch_size 8 --learning_rate 4e-4 --num_train_epochs 2 \
+  --quantization none --lora_r 64 --lora_alpha 64 &                         # more capacity, no 4-bit base
+wait
+export OMP_NUM_THREADS=8
 
-step "#4: training levers, 200k tokens each in its own process, with the tutorial in the same run"
-for c in gemsql gemsql_no_cudnn gemsql_nopad_no_cudnn gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_no_cudnn tutorial; do
-  timeout 300 python3 bench/train_throughput.py --model gemma-3-270m --tokens 200000 --warmup 10 --work "$WORK/tt-$c" \
-    --configs $c --note "200k tokens, 10 untimed steps, one process per config" --out "$OUT/train_throughput.json" \
+step "part 2 (the GPU to itself): #4 training levers, 100k tokens each in its own process, the tutorial in the same run"
+for c in tutorial gemsql gemsql_no_cudnn gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_no_cudnn; do
+  timeout 240 python3 bench/train_throughput.py --model gemma-3-270m --tokens 100000 --warmup 10 --work "$WORK/tt-$c" \
+    --configs $c --note "100k tokens, 10 untimed steps, one process per config" --out "$OUT/train_throughput.json" \
     >> "$WORK/tt270.log" 2>&1
   rm -rf "$WORK/tt-$c"
 done
+step "#4: the 4B with and without cuDNN attention"
 for c in gemsql_mb16x1 gemsql_mb16x1_no_cudnn; do
-  timeout 300 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 60000 --work "$WORK/tt4b" \
+  timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 60000 --work "$WORK/tt4b" \
     --configs $c --note "one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
 done
 rm -rf "$WORK/tt4b"
-
-step "#5: the whole Spider training split, one epoch, shipped config"
-python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/spider-all" --evaluate_base false \
-  --generation_batch_size 256 > "$WORK/spider-all.log" 2>&1
-step "#5: the same model with execution-guided decoding (4 beams for answers that do not run)"
-python3 -m gemsql generate configs/spider.yaml --model "$WORK/spider-all/merged" --input "$WORK/spider-all/data/test.jsonl" \
-  --output "$WORK/spider-all/guided/predictions.jsonl" --execution_guided_beams 4 --generation_batch_size 256 \
-  > "$WORK/spider-all-guided.log" 2>&1
-python3 -m gemsql eval configs/spider.yaml --predictions "$WORK/spider-all/guided/predictions.jsonl" \
-  --eval_output "$WORK/spider-all/eval/guided" >> "$WORK/spider-all-guided.log" 2>&1
-step "#4/#5: the same with the fast config (8 x 1024 tokens a micro-batch = 16 x 512, lr 4e-4): is its accuracy as good?"
-python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/spider-all-mb16" --evaluate_base false \
-  --generation_batch_size 256 --per_device_train_batch_size 8 --learning_rate 4e-4 > "$WORK/spider-all-mb16.log" 2>&1
-step "#6: serving load test with the 270M (why answers were refused: not_answered)"
-for beams in 0 4; do
-  timeout 300 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
-    --execution_guided_beams $beams --out "$OUT/serve.json" >> "$WORK/serve.log" 2>&1
-done
+step "#3/#4: evaluation with and without cuDNN's attention kernels (decoding builds a cuDNN plan per cache length)"
+timeout 300 python3 bench/eval_throughput.py --model "$WORK/spider-fast/merged" --rows 512 --baseline_rows 20 \
+  --batch_size 128 --cudnn_attention on off --max_new_tokens 128 --note "fifth GPU session, a Spider model on built-in rows" \
+  --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
 
 step done
