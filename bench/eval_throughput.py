@@ -23,7 +23,7 @@ from gemsql.data.builtin import generate as builtin_rows
 from gemsql.data.prompt import user_message
 from gemsql.evaluate.score import score
 from gemsql.generate import context_runner, extract_sql, generate_sql, load_for_generation, runnable
-from gemsql.model import attention_kernels, stop_token_ids
+from gemsql.model import stop_token_ids
 from results_file import record
 
 
@@ -44,9 +44,8 @@ def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_at
     sync()
     greedy = time.perf_counter()
     if guided_beams:
-        with attention_kernels(cudnn_attention):
-            gens = runnable(model, tok, pairs, gens, context_runner([r.context for r in rows]), beams=guided_beams,
-                            max_new_tokens=max_new_tokens, batch_size=batch_size)
+        gens = runnable(model, tok, pairs, gens, context_runner([r.context for r in rows]), beams=guided_beams,
+                        max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
         sync()
     generated = time.perf_counter()
     verdicts = [score(r.context, r.sql, g.sql) for r, g in zip(rows, gens)]
@@ -112,9 +111,9 @@ def main() -> int:
     p.add_argument("--out", default="docs/benchmarks/eval.json")
     p.add_argument("--note", default="", help="kept with the records; a new note keeps the older records of the "
                    "same device, model and batch size instead of replacing them")
-    p.add_argument("--cudnn_attention", nargs="+", choices=["on", "off"], default=["on"],
-                   help="let SDPA use cuDNN's kernels (PyTorch's choice on Hopper) or not; one record per value "
-                   "and batch size (gemsql's ModelConfig.cudnn_attention)")
+    p.add_argument("--cudnn_attention", nargs="+", choices=["on", "off"], default=["off"],
+                   help="let SDPA use cuDNN's kernels (PyTorch's choice on Hopper) or not (gemsql's default in "
+                   "decoding); one record per value and batch size (gemsql's ModelConfig.cudnn_attention)")
     p.add_argument("--execution_guided_beams", type=int, nargs="+", default=[0],
                    help="0 (greedy only) and/or N >= 2: answers that do not run are decoded again with N beams; one "
                    "record per value")

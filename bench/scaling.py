@@ -86,7 +86,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
 
     from gemsql.config import load_config
     from gemsql.model import attention_kernels
-    from gemsql.train import setup
+    from gemsql.train import cudnn_in_training, setup
 
     cfg = load_config(config)
     trainer, _ = setup(cfg)
@@ -94,7 +94,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
     trainer.add_callback(token_clock(marks, tokens, warmup))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    with attention_kernels(cfg.model.cudnn_attention):
+    with attention_kernels(cudnn_in_training(cfg)):
         out = trainer.train()
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
     # each process's peak and mean loss, to every process: the fullest GPU counts, the losses are averaged

@@ -33,7 +33,7 @@ from gemsql.data import prepare
 from gemsql.files import read_jsonl
 from gemsql.model import attention_kernels
 from gemsql.data.prompt import user_message
-from gemsql.train import setup
+from gemsql.train import cudnn_in_training, setup
 from results_file import record
 
 PEAK_TFLOPS = 989.0
@@ -74,6 +74,9 @@ CONFIGS = {
     "gemsql_lora_bf16": dict(quantization="none"),
     "gemsql_pad128": dict(pad_to_multiple_of=128),  # the default on a GPU since the fourth session
     "gemsql_nopad": dict(pad_to_multiple_of=1),  # the default before it
+    # cuDNN's attention: auto (the default since the fifth session) uses it from 8,192 tokens per micro-batch, so
+    # "gemsql" (4 x 512) trains without it and the mb16 rows with it; the rows below force one way
+    "gemsql_cudnn": dict(cudnn_attention=True),  # "gemsql" as measured before the fifth session
     "gemsql_no_cudnn": dict(cudnn_attention=False),  # FlashAttention / memory-efficient SDPA instead of cuDNN's
     "gemsql_nopad_no_cudnn": dict(pad_to_multiple_of=1, cudnn_attention=False),
     "gemsql_mb16x1_lr4e-4_no_cudnn": dict(per_device_train_batch_size=16, learning_rate=4e-4, cudnn_attention=False),
@@ -232,7 +235,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         trainer.add_callback(profiler_callback(warmup, 3, profile / f"profile_{name}.txt"))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    with attention_kernels(cfg.model.cudnn_attention):  # as gemsql.train.train does
+    with attention_kernels(cudnn_in_training(cfg)):  # as gemsql.train.train does
         trainer.train()
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]

@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -270,8 +271,8 @@ def _cudnn_flags_seen(model) -> list[bool]:
     return seen
 
 
-def test_cudnn_attention_off_keeps_sdpa_away_from_cudnn_while_generating(stop_trained):
-    from gemsql.generate import generate_sql, load_for_generation
+def test_cudnn_attention_auto_keeps_sdpa_away_from_cudnn_while_generating(stop_trained):
+    from gemsql.generate import generate_sql, load_for_generation, runnable
     from gemsql.model import attention_kernels
 
     with attention_kernels(False):
@@ -280,13 +281,33 @@ def test_cudnn_attention_off_keeps_sdpa_away_from_cudnn_while_generating(stop_tr
     model, tok = load_for_generation(str(stop_trained[0]))
     pairs = [(r["sql_prompt"], r["sql_context"]) for r in STOP_ROWS]
     seen = _cudnn_flags_seen(model)
-    with_cudnn = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)
+    with_cudnn = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False, cudnn_attention=True)
     assert seen and all(seen)
+    for setting in (None, False):  # auto (the default) decodes without cuDNN, as false does
+        seen.clear()
+        without = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False, cudnn_attention=setting)
+        assert seen and not any(seen)  # every decoding step, every round
+        assert [g.raw for g in without] == [g.raw for g in with_cudnn]
+    # the beam retry of execution-guided decoding too
     seen.clear()
-    without = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False, cudnn_attention=False)
-    assert seen and not any(seen)  # every decoding step, every round
-    assert [g.raw for g in without] == [g.raw for g in with_cudnn]
+    runnable(model, tok, pairs, without, lambda i, sql: False, beams=2, max_new_tokens=4)
+    assert seen and not any(seen)
     assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_cudnn_attention_auto_trains_with_cudnn_only_on_large_micro_batches(tmp_path):
+    from gemsql.config import load_config
+    from gemsql.model import CUDNN_TRAINING_TOKENS, cudnn_allowed
+    from gemsql.train import cudnn_in_training
+
+    assert cudnn_allowed(None, decoding=False, micro_batch_tokens=CUDNN_TRAINING_TOKENS)
+    assert not cudnn_allowed(None, decoding=False, micro_batch_tokens=CUDNN_TRAINING_TOKENS - 1)
+    assert not cudnn_allowed(None, decoding=True, micro_batch_tokens=10**6)
+    assert cudnn_allowed(True, decoding=True) and not cudnn_allowed(False, decoding=False, micro_batch_tokens=10**6)
+    assert not cudnn_in_training(load_config(None))  # the default 4 x 512 tokens
+    assert cudnn_in_training(load_config(None, per_device_train_batch_size=16))  # 16 x 512
+    assert cudnn_in_training(load_config(Path(__file__).parents[1] / "configs" / "spider.yaml"))  # 8 x 1,024
+    assert cudnn_in_training(load_config(None, cudnn_attention=True))
 
 
 def test_cudnn_attention_off_reaches_training(tmp_path, tiny_model, monkeypatch):

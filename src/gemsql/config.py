@@ -110,12 +110,13 @@ class ModelConfig:
     attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"] = field(
         default="auto", metadata={"help": "Attention kernel. auto: sdpa."}
     )
-    cudnn_attention: bool = field(
-        default=True,
-        metadata={"help": "Let SDPA use cuDNN's attention kernels, which PyTorch prefers on Hopper GPUs (H100/H200) "
-                  "for training and generation. cuDNN builds a plan for each new shape: with padding-free packing "
-                  "(every micro-batch its own length) and in decoding (a longer cache every step) that costs CPU "
-                  "time per call. false: FlashAttention / memory-efficient kernels instead (same math)."},
+    cudnn_attention: bool | None = field(
+        default=None,
+        metadata={"help": "Let SDPA use cuDNN's attention kernels (PyTorch's choice on Hopper GPUs). cuDNN builds a "
+                  "plan for each new shape, which pays off on large training micro-batches and not in decoding (a "
+                  "longer cache every step). None (auto): in training from 8,192 tokens per micro-batch, never in "
+                  "generation (measured on an H200: docs/benchmarks.md). true: always; false: never "
+                  "(FlashAttention / memory-efficient kernels instead, same math)."},
     )
     quantization: Literal["4bit", "none"] = field(
         default="4bit",

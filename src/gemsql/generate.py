@@ -116,7 +116,7 @@ def prompt_ids(tokenizer, pair: tuple[str, str]) -> list[int]:
 def generate_sql(
     model, tokenizer, pairs: list[tuple[str, str]], *, max_new_tokens: int = 256, batch_size: int = 16,
     stop_at_statement_end: bool = True, progress: bool = True, first_round_tokens: int = 32,
-    cudnn_attention: bool = True,
+    cudnn_attention: bool | None = None,
 ) -> list[Generation]:
     """Greedy SQL for each (question, context) pair, in input order.
 
@@ -125,7 +125,7 @@ def generate_sql(
     partial answers. Most answers end early, and a few rambling ones no longer keep a whole batch decoding.
     A batch that runs out of GPU memory is split in two and retried, so `batch_size` is an upper bound that a
     smaller GPU (or longer prompts) lowers by itself. `cudnn_attention`: see ModelConfig.cudnn_attention."""
-    from gemsql.model import attention_kernels, stop_token_ids
+    from gemsql.model import attention_kernels, cudnn_allowed, stop_token_ids
 
     encoded = [prompt_ids(tokenizer, pair) for pair in pairs]
     order = sorted(range(len(pairs)), key=lambda i: -len(encoded[i]))
@@ -136,7 +136,7 @@ def generate_sql(
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     started, done = time.perf_counter(), 0
     for batch in batches:
-        with attention_kernels(cudnn_attention):
+        with attention_kernels(cudnn_allowed(cudnn_attention, decoding=True)):
             generations = decode.fitting([encoded[i] for i in batch], rounds)
         for i, gen in zip(batch, generations):
             results[i] = gen
@@ -247,14 +247,14 @@ class _BatchDecoder:
 @torch.inference_mode()
 def runnable(
     model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation], runs: Callable[[int, str], bool], *,
-    beams: int, max_new_tokens: int = 256, batch_size: int = 16,
+    beams: int, max_new_tokens: int = 256, batch_size: int = 16, cudnn_attention: bool | None = None,
 ) -> list[Generation]:
     """Execution-guided decoding: every answer whose SQL does not run (`runs(i, sql)` is false for pair i) is
     decoded again by beam search, and the most likely of its `beams` candidates that runs takes its place; where
     none runs, the greedy answer stays. `runs` sees the database only, never a gold answer, so this is what a
     user's database gives at inference too. Small models often name a column or table that is not there; the
     next beams often do not."""
-    from gemsql.model import stop_token_ids
+    from gemsql.model import attention_kernels, cudnn_allowed, stop_token_ids
 
     failing = [i for i, g in enumerate(gens) if not runs(i, g.sql)]
     if not failing or beams < 2:
@@ -273,9 +273,10 @@ def runnable(
         mask = (torch.arange(width, device=device)[None, :] >= torch.tensor(
             [width - len(encoded[i]) for i in rows], device=device)[:, None]).long()
         try:
-            out = model.generate(input_ids=ids, attention_mask=mask, num_beams=beams, num_return_sequences=beams,
-                                 do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad,
-                                 cache_implementation=None)
+            with attention_kernels(cudnn_allowed(cudnn_attention, decoding=True)):
+                out = model.generate(input_ids=ids, attention_mask=mask, num_beams=beams, num_return_sequences=beams,
+                                     do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                                     pad_token_id=pad, cache_implementation=None)
         except torch.OutOfMemoryError:
             if len(rows) == 1:
                 raise
@@ -342,7 +343,7 @@ def generate(
     max_new_tokens: int = 256,
     batch_size: int = 16,
     stop_at_statement_end: bool = True,
-    cudnn_attention: bool = True,
+    cudnn_attention: bool | None = None,
     guided_beams: int = 0,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
@@ -351,7 +352,6 @@ def generate(
     its full context for execution while the prompt showed a shortened one). `guided_beams` >= 2: answers that
     do not run on their context's database are decoded again with that many beams (`runnable`)."""
     from gemsql.files import write_jsonl
-    from gemsql.model import attention_kernels
 
     extra = extra or [{} for _ in pairs]
     m, tok = load_for_generation(model, adapter)
@@ -359,9 +359,8 @@ def generate(
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
     if guided_beams >= 2:
         contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
-        with attention_kernels(cudnn_attention):
-            gens = runnable(m, tok, pairs, gens, context_runner(contexts), beams=guided_beams,
-                            max_new_tokens=max_new_tokens, batch_size=batch_size)
+        gens = runnable(m, tok, pairs, gens, context_runner(contexts), beams=guided_beams,
+                        max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
     if output is not None:
         write_jsonl(
             output,

@@ -97,6 +97,15 @@ def pad_multiple(cfg: Config) -> int | None:
     return GPU_PAD_MULTIPLE if torch.cuda.is_available() else None
 
 
+def cudnn_in_training(cfg: Config) -> bool:
+    """Whether SDPA may use cuDNN while training (ModelConfig.cudnn_attention; auto decides by micro-batch size)."""
+    from gemsql.model import cudnn_allowed
+
+    t = cfg.train
+    return cudnn_allowed(cfg.model.cudnn_attention, decoding=False,
+                         micro_batch_tokens=t.per_device_train_batch_size * t.max_length)
+
+
 def sft_config(cfg: Config, output_dir: Path):
     """Map gemsql's training section onto TRL's SFTConfig (names are the same where TRL has them)."""
     import torch
@@ -268,7 +277,7 @@ def train(cfg: Config) -> TrainResult:
     else:
         if resume:
             log.info("resuming from %s", resume)
-        with attention_kernels(cfg.model.cudnn_attention):
+        with attention_kernels(cudnn_in_training(cfg)):
             result = trainer.train(resume_from_checkpoint=resume)
     return cleanup(cfg, trainer, tokenizer, result)
 
