@@ -257,10 +257,12 @@ class GenerateConfig:
     )
 
     execution_guided_beams: int = field(
-        default=0,
+        default=4,
         metadata={"help": "Execution-guided decoding: an answer whose SQL fails to run on its database is decoded "
                   "again with this many beams, and the most likely candidate that runs replaces it (0: off; >= 2: "
-                  "on). Uses the database only, never the gold answer; costs time only for the answers that fail."},
+                  "on). Uses the database only, never the gold answer; costs time only for the answers that fail. "
+                  "Measured: +4.5 to +7.6 points of execution accuracy on held-out Spider databases, +3.0 on the "
+                  "built-in set (docs/results.md); `gemsql eval` reports the greedy answers' scores beside it."},
     )
 
     def __post_init__(self) -> None:
