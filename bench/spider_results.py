@@ -1,10 +1,13 @@
-"""Collect the Spider held-out runs of bench/gpu_spider.sh into docs/results/: one JSON and one SVG chart.
+"""Collect the Spider held-out runs of the GPU scripts into docs/results/: one JSON and one SVG chart.
 
     python bench/spider_results.py --work /root/work --base spider-base --tutorial tutorial-1500 \
         --gemsql gemsql-1500 --variants gemsql-4000 gemsql-4000-rows0 gemsql-4000-lr5e-4
+    # later runs on the same split, added to the existing JSON (the earlier runs' folders are not needed):
+    python bench/spider_results.py --work /root/work --merge --variants spider-all spider-fast-2ep
 
 Each run folder is a `gemsql run` output (report.json, data/stats.json, eval/finetuned/metrics.json);
-the base folder holds the prepared split and eval/metrics.json of the base model's predictions.
+the base folder holds the prepared split and eval/metrics.json of the base model's predictions. A run scored
+with execution-guided decoding also gets its greedy answers' scores ("greedy").
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ import yaml
 from gemsql.evaluate.html import bars
 
 
+SETTINGS = ("schema_sample_rows", "max_train_rows", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
+            "quantization", "lora_r", "lora_alpha", "stop_token_training", "gradient_checkpointing",
+            "execution_guided_beams")
+
+
 def metrics(run: Path) -> dict:
     path = run / "eval" / "finetuned" / "metrics.json"
     return json.loads((path if path.is_file() else run / "eval" / "metrics.json").read_text())
@@ -28,6 +36,10 @@ def summary(run: Path) -> dict:
     m = metrics(run)
     out = {"ex": m["exec_match"], "exact": m["exact_match"], "valid": m["valid"], "examples": m["examples"],
            "by_source": {k: v["exec_match"] for k, v in m.get("by", {}).get("source", {}).items()}}
+    if "greedy" in m:
+        g = m["greedy"]
+        out["greedy"] = {"ex": g["exec_match"], "exact": g["exact_match"], "valid": g["valid"]}
+        out["replaced"] = m["replaced"]
     stats = run / "data" / "stats.json"
     if (run / "report.json").is_file() and stats.is_file():
         out["train_rows"] = json.loads(stats.read_text())["train"]["rows"]
@@ -35,39 +47,56 @@ def summary(run: Path) -> dict:
     config = run / "adapter" / "gemsql_config.yaml"
     if config.is_file():
         c = yaml.safe_load(config.read_text())
-        out["settings"] = {k: c[k] for k in ("schema_sample_rows", "max_train_rows", "learning_rate", "num_train_epochs",
-                                             "lora_r", "stop_token_training", "gradient_checkpointing")}
+        out["settings"] = {k: c[k] for k in SETTINGS if k in c}
     return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", required=True)
-    p.add_argument("--base", required=True)
-    p.add_argument("--tutorial", required=True)
-    p.add_argument("--gemsql", required=True)
+    p.add_argument("--base", help="the base model's folder (with the prepared split)")
+    p.add_argument("--tutorial", help="the tutorial recipe's run")
+    p.add_argument("--gemsql", help="gemsql's run on the same rows as the tutorial's")
     p.add_argument("--variants", nargs="*", default=[])
+    p.add_argument("--merge", action="store_true",
+                   help="add --variants to the JSON already in --out (same split) instead of starting anew")
     p.add_argument("--config", default="configs/spider.yaml")
     p.add_argument("--out", default="docs/results")
     a = p.parse_args()
     work, out = Path(a.work), Path(a.out)
-    stats = json.loads((work / a.base / "data" / "stats.json").read_text())
-    result = {
-        "databases": len(stats["test_groups"]),
-        "rows": stats["test"]["rows"],
-        "test_databases": stats["test_groups"],
-        "base": summary(work / a.base),
-        "tutorial": summary(work / a.tutorial),
-        "gemsql": summary(work / a.gemsql),
-        "variants": {name: summary(work / name) for name in a.variants},
-        "config": a.config,
-        "command": "python bench/spider_results.py " + " ".join(sys.argv[1:]),
-    }
+    command = "python bench/spider_results.py " + " ".join(sys.argv[1:])
+    if a.merge:
+        result = json.loads((out / "spider_heldout.json").read_text())
+        for name in a.variants:
+            stats = json.loads((work / name / "data" / "stats.json").read_text())
+            if sorted(stats["test_groups"]) != sorted(result["test_databases"]) or stats["test"]["rows"] != result["rows"]:
+                sys.exit(f"{work / name}: not the held-out split of {out / 'spider_heldout.json'}")
+            result["variants"][name] = summary(work / name)
+        result["config"] = a.config
+        result["commands"] = result.pop("commands", [result.pop("command", None)]) + [command]
+    else:
+        if not (a.base and a.tutorial and a.gemsql):
+            p.error("--base, --tutorial and --gemsql are needed without --merge")
+        stats = json.loads((work / a.base / "data" / "stats.json").read_text())
+        result = {
+            "databases": len(stats["test_groups"]),
+            "rows": stats["test"]["rows"],
+            "test_databases": stats["test_groups"],
+            "base": summary(work / a.base),
+            "tutorial": summary(work / a.tutorial),
+            "gemsql": summary(work / a.gemsql),
+            "variants": {name: summary(work / name) for name in a.variants},
+            "config": a.config,
+            "commands": [command],
+        }
     out.mkdir(parents=True, exist_ok=True)
     (out / "spider_heldout.json").write_text(json.dumps(result, indent=2) + "\n")
-    labels = ["base", f"tutorial ({a.tutorial})", f"gemsql ({a.gemsql})", *a.variants]
+    labels = ["base", "tutorial's recipe", "gemsql (same rows)", *result["variants"]]
     runs = [result["base"], result["tutorial"], result["gemsql"], *result["variants"].values()]
-    svg = bars(labels, [{"label": "execution accuracy"}, {"label": "valid SQL"}], [[r["ex"], r["valid"]] for r in runs])
+    # per run: execution accuracy as scored, valid SQL, and the greedy answers' execution accuracy (the same as the
+    # first for a run without execution-guided decoding)
+    svg = bars(labels, [{"label": "execution accuracy"}, {"label": "valid SQL"}, {"label": "greedy"}],
+               [[r["ex"], r["valid"], r.get("greedy", r)["ex"]] for r in runs])
     # inline in HTML an <svg> needs no namespace; as a file of its own it does
     (out / "spider_heldout.svg").write_text(svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1) + "\n")
     print(json.dumps({k: result[k] for k in ("databases", "rows")}), flush=True)
