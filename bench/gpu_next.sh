@@ -9,49 +9,56 @@
 #     bash ../shared/device/pack.sh .venv/bin/python
 #   setsid nohup bash bench/gpu_next.sh /root/work /root/work/train_real.jsonl.gz > /root/work/job.log 2>&1 &
 # Part 1 trains side by side (a 270M QLoRA run leaves the GPU mostly idle): Spider variants on the whole
-# training split. Part 2 runs one thing at a time: each
+# training split and a built-in model for the benchmarks. Part 2 runs one thing at a time: each
 # throughput figure has the GPU to itself.
 # Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_scaling.sh there first (issue #9).
 # Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it.
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 DATA=$(realpath "${2:-.device/data/train_real.jsonl.gz}")
-export OMP_NUM_THREADS=2  # part 1: four processes share 16 cores
+export OMP_NUM_THREADS=2  # part 1: three processes share 16 cores
 step() { echo "=== $(date +%T) $*"; }
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 
-spider() {  # NAME [overrides...]: configs/spider.yaml on the whole training split, scored greedy and guided
+spider() {  # NAME [overrides...]: configs/spider.yaml (as shipped: 8 x 1,024, lr 4e-4, 2 epochs, 4-beam retry) on the
+  # whole training split; the evaluation scores the greedy answers and the retry's
   local name=$1; shift
-  timeout 1020 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/$name" \
-    --evaluate_base false --generation_batch_size 256 --execution_guided_beams 4 "$@" > "$WORK/$name.log" 2>&1
+  timeout 1080 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/$name" \
+    --evaluate_base false "$@" > "$WORK/$name.log" 2>&1
   step "$name ended: $?"
 }
 
-step "part 1 (the GPU shared): #5 Spider on the whole training split; the eval scores greedy and 4-beam guided"
-spider spider-all &                                                          # the shipped config, one epoch
-spider spider-fast --per_device_train_batch_size 8 --learning_rate 4e-4 &   # #4's fast config: as accurate?
-spider spider-fast-2ep --per_device_train_batch_size 8 --learning_rate 4e-4 --num_train_epochs 2 &
-spider spider-fast-2ep-lora64 --per_device_train_batch_size 8 --learning_rate 4e-4 --num_train_epochs 2 \
-  --quantization none --lora_r 64 --lora_alpha 64 &                         # more capacity, no 4-bit base
+step "part 1 (the GPU shared): #5 Spider, three epochs and a lower lr; the built-in model for part 2"
+spider spider-3ep --num_train_epochs 3 &
+spider spider-2ep-lr2e-4 --learning_rate 2e-4 &
+( timeout 900 python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin" --max_steps 400 \
+    --eval_rows 200 --evaluate_base false > "$WORK/builtin.log" 2>&1; step "builtin ended: $?" ) &
 wait
+step "#5: the three-epoch model with an 8-beam retry (same greedy answers, more candidates for those that fail)"
+python3 -m gemsql generate configs/spider.yaml --model "$WORK/spider-3ep/merged" --input "$WORK/spider-3ep/data/test.jsonl" \
+  --output "$WORK/spider-3ep/eval/beams8/predictions.jsonl" --execution_guided_beams 8 > "$WORK/spider-3ep-beams8.log" 2>&1 \
+  && python3 -m gemsql eval configs/spider.yaml --predictions "$WORK/spider-3ep/eval/beams8/predictions.jsonl" \
+    --eval_output "$WORK/spider-3ep/eval/beams8" >> "$WORK/spider-3ep-beams8.log" 2>&1
+step "#5: the same model, execution vote (4 beams for every answer; the result most candidates agree on wins)"
+python3 -m gemsql generate configs/spider.yaml --model "$WORK/spider-3ep/merged" --input "$WORK/spider-3ep/data/test.jsonl" \
+  --output "$WORK/spider-3ep/eval/vote4/predictions.jsonl" --execution_vote true > "$WORK/spider-3ep-vote4.log" 2>&1 \
+  && python3 -m gemsql eval configs/spider.yaml --predictions "$WORK/spider-3ep/eval/vote4/predictions.jsonl" \
+    --eval_output "$WORK/spider-3ep/eval/vote4" >> "$WORK/spider-3ep-vote4.log" 2>&1
 export OMP_NUM_THREADS=8
 
-step "part 2 (the GPU to itself): #4 training levers, 100k tokens each in its own process, the tutorial in the same run"
-for c in tutorial gemsql gemsql_no_cudnn gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_no_cudnn; do
-  timeout 240 python3 bench/train_throughput.py --model gemma-3-270m --tokens 100000 --warmup 10 --work "$WORK/tt-$c" \
-    --configs $c --note "100k tokens, 10 untimed steps, one process per config" --out "$OUT/train_throughput.json" \
-    >> "$WORK/tt270.log" 2>&1
-  rm -rf "$WORK/tt-$c"
+step "part 2 (the GPU to itself): #3/#4 evaluation with gemsql's decoding default (no cuDNN attention), batch 1,000 and 128"
+timeout 400 python3 bench/eval_throughput.py --model "$WORK/builtin/merged" --rows 1000 --baseline_rows 20 \
+  --batch_size 1000 128 --cudnn_attention off on --note "sixth GPU session" --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
+step "#6: serving load test, the retry off and on (on is the default now)"
+for beams in 0 4; do
+  timeout 200 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
+    --execution_guided_beams $beams --out "$OUT/serve.json" >> "$WORK/serve.log" 2>&1
 done
-step "#4: the 4B with and without cuDNN attention"
-for c in gemsql_mb16x1 gemsql_mb16x1_no_cudnn; do
-  timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 60000 --work "$WORK/tt4b" \
-    --configs $c --note "one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
+step "#4: the 4B at 32 x 512 (MFU), 16 x 512 again for the same-run ratio"
+for c in gemsql_mb32x1 gemsql_mb16x1; do
+  timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 120000 --work "$WORK/tt4b" \
+    --configs $c --note "sixth GPU session, one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
 done
 rm -rf "$WORK/tt4b"
-step "#3/#4: evaluation with and without cuDNN's attention kernels (decoding builds a cuDNN plan per cache length)"
-timeout 300 python3 bench/eval_throughput.py --model "$WORK/spider-fast/merged" --rows 512 --baseline_rows 20 \
-  --batch_size 128 --cudnn_attention on off --max_new_tokens 128 --note "fifth GPU session, a Spider model on built-in rows" \
-  --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
 
 step done

@@ -68,6 +68,7 @@ CONFIGS = {
     "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4),
     "gemsql_mb8x1": dict(per_device_train_batch_size=8),
     "gemsql_mb16x1": dict(per_device_train_batch_size=16),
+    "gemsql_mb32x1": dict(per_device_train_batch_size=32),  # the 4B's MFU at twice the tokens per kernel
     "gemsql_mb16x1_lr4e-4": dict(per_device_train_batch_size=16, learning_rate=4e-4),
     "gemsql_compile": dict(torch_compile=True),
     "gemsql_mb16x1_compile": dict(per_device_train_batch_size=16, torch_compile=True),

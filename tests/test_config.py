@@ -67,6 +67,7 @@ def test_saved_config_round_trips(tmp_path):
         ({"push_to_hub": True}, "hub_model_id"),
         ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
         ({"execution_guided_beams": 1}, "execution_guided_beams"),
+        ({"execution_vote": True, "execution_guided_beams": 0}, "execution_vote"),
     ],
 )
 def test_bad_values_name_their_field(tmp_path, values, field):

@@ -47,9 +47,15 @@ def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
     report = json.loads((run / "report.json").read_text())
     assert report["rows_test"] == 8 and report["rows_train"] == stats["train"]["rows"]
     for label in ("base", "finetuned"):
-        assert set(report[label]) == {"exact_match", "valid_sql", "exec_match"}
+        metrics = json.loads((run / "eval" / label / "metrics.json").read_text())
+        # execution-guided decoding is on by default: where it replaced answers, the greedy scores come too
+        expected = {"exact_match", "valid_sql", "exec_match"} | ({"greedy"} if "greedy" in metrics else set())
+        assert set(report[label]) == expected
+        assert report[label]["exec_match"] == metrics["exec_match"]
         preds = [json.loads(x) for x in (run / "eval" / label / "predictions.jsonl").read_text().splitlines()]
         assert len(preds) == 8 and all("prediction" in p and p["sql"] for p in preds)
+        if label == "base":  # scored greedy only, whatever execution_guided_beams says
+            assert all(p["candidate"] == 0 for p in preds) and "greedy" not in metrics
         assert (run / "eval" / label / "verdicts.jsonl").is_file()
     assert "| finetuned | 8 |" in (run / "report.md").read_text()
     # one self-contained HTML page per evaluation, and base vs fine-tuned side by side with the flips
@@ -255,6 +261,34 @@ def test_execution_guided_decoding_replaces_only_answers_that_do_not_run(stop_tr
     assert runnable(model, tok, pairs, greedy, lambda i, sql: False, beams=3, max_new_tokens=24) == greedy
 
 
+def test_execution_vote_takes_the_result_most_candidates_agree_on(monkeypatch):
+    import gemsql.generate
+    from gemsql.generate import Generation, voted
+
+    # the beams each row's beam search would give (fixed here: the vote is what is under test)
+    beams = {0: ["a1", "y1", "y2"], 1: ["y1", "z1", "x2"], 2: ["y1", "y2", "bad"], 3: ["bad", "bad"], 4: ["y1"]}
+    seen_rows = []
+
+    def fake_beam_sql(model, tokenizer, pairs, rows, **kw):
+        seen_rows.extend(rows)
+        for i in rows:
+            yield i, beams[i]
+
+    monkeypatch.setattr(gemsql.generate, "beam_sql", fake_beam_sql)
+    greedy = [Generation(sql, sql, 1, "<end_of_turn>") for sql in ("bad", "x1", "x1", "bad", "x1")]
+    # what each SQL returns on its database: a letter is a result, "bad" does not run
+    outcome = lambda i, sql: None if sql == "bad" else sql[0]  # noqa: E731
+    out = voted(None, None, [("q", "c")] * 5, greedy, outcome, beams=3)
+    assert seen_rows == [0, 1, 2, 3, 4]  # every row gets beams, not only the failing ones
+    assert [(g.sql, g.candidate, g.greedy_sql) for g in out] == [
+        ("y1", 2, "bad"),  # greedy fails; two beams agree on y over one a: the likelier of the two
+        ("x1", 0, None),  # greedy x and the third beam agree: greedy stays
+        ("y1", 1, "x1"),  # two beams agree on y against the greedy x
+        ("bad", 0, None),  # nothing runs: greedy stays
+        ("x1", 0, None),  # a tie goes to the likelier: greedy
+    ]
+
+
 def test_first_statement_cuts_an_answer_after_its_first_complete_statement():
     from gemsql.generate import first_statement
 
@@ -424,5 +458,9 @@ def test_generate_command_for_a_file(tmp_path, tiny_model):
     # execution-guided decoding: each row says which candidate it took (0: the greedy answer)
     assert main(["generate", "--model", str(tiny_model), "--input", str(gold), "--output", str(out),
                  "--max_new_tokens", "4", "--execution_guided_beams", "2"]) == 0
+    row = read_jsonl(out)[0]
+    assert row["candidate"] in (0, 1, 2) and ("greedy_prediction" in row) == (row["candidate"] > 0)
+    assert main(["generate", "--model", str(tiny_model), "--input", str(gold), "--output", str(out),
+                 "--max_new_tokens", "4", "--execution_guided_beams", "2", "--execution_vote", "true"]) == 0
     row = read_jsonl(out)[0]
     assert row["candidate"] in (0, 1, 2) and ("greedy_prediction" in row) == (row["candidate"] > 0)

@@ -247,7 +247,7 @@ def _generate(cfg, a: GenerateArgs) -> None:
     gens = generate(model, adapter=a.adapter, pairs=pairs, output=a.output, extra=extra,
                     max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
                     stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention,
-                    guided_beams=cfg.generate.execution_guided_beams)
+                    guided_beams=cfg.generate.execution_guided_beams, vote=cfg.generate.execution_vote)
     if a.output:
         print(f"wrote {len(gens)} predictions to {a.output}")
     else:

@@ -247,8 +247,11 @@ class GenerateConfig:
     )
     evaluate_base: bool = field(
         default=True,
-        metadata={"help": "`gemsql run` also scores the base model on the same rows (before vs after). Turn off "
-                  "for a sweep over one test split: the base is scored once."},
+        metadata={"help": "`gemsql run` also scores the base model on the same rows (before vs after), with greedy "
+                  "decoding only: a pretrained base echoes the prompt instead of answering, so beams for its failing "
+                  "answers cost minutes and rescue nothing (compare it with the fine-tuned model's greedy scores, "
+                  "which the report gives beside the retry's). Turn off for a sweep over one test split: the base "
+                  "is scored once."},
     )
     stop_at_statement_end: bool = field(
         default=True,
@@ -264,11 +267,20 @@ class GenerateConfig:
                   "Measured: +4.5 to +7.6 points of execution accuracy on held-out Spider databases, +3.0 on the "
                   "built-in set (docs/results.md); `gemsql eval` reports the greedy answers' scores beside it."},
     )
+    execution_vote: bool = field(
+        default=False,
+        metadata={"help": "Execution vote (generate, eval, run): every answer, not only one that fails, gets "
+                  "execution_guided_beams beam-search candidates; the greedy answer and the beams are run on the "
+                  "database and the result most of them agree on wins (ties: the likelier). Beams for every row: "
+                  "slower. Off until measured on a GPU."},
+    )
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         _check(self.execution_guided_beams == 0 or self.execution_guided_beams >= 2, "execution_guided_beams",
                f"must be 0 (off) or >= 2, got {self.execution_guided_beams}")
+        _check(not self.execution_vote or self.execution_guided_beams >= 2, "execution_vote",
+               "needs execution_guided_beams >= 2 (the number of candidates besides the greedy answer)")
         _check(self.generation_batch_size >= 1, "generation_batch_size", "must be >= 1")
         _check(self.eval_rows >= 0, "eval_rows", "must be >= 0")
 

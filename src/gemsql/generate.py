@@ -13,7 +13,8 @@ import re
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -245,25 +246,19 @@ class _BatchDecoder:
 
 
 @torch.inference_mode()
-def runnable(
-    model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation], runs: Callable[[int, str], bool], *,
-    beams: int, max_new_tokens: int = 256, batch_size: int = 16, cudnn_attention: bool | None = None,
-) -> list[Generation]:
-    """Execution-guided decoding: every answer whose SQL does not run (`runs(i, sql)` is false for pair i) is
-    decoded again by beam search, and the most likely of its `beams` candidates that runs takes its place; where
-    none runs, the greedy answer stays. `runs` sees the database only, never a gold answer, so this is what a
-    user's database gives at inference too. Small models often name a column or table that is not there; the
-    next beams often do not."""
+def beam_sql(
+    model, tokenizer, pairs: list[tuple[str, str]], rows: list[int], *, beams: int, max_new_tokens: int = 256,
+    batch_size: int = 16, cudnn_attention: bool | None = None,
+) -> Iterator[tuple[int, list[str]]]:
+    """(i, the SQL of pair i's `beams` beam-search answers, most likely first) for each i in `rows`, longest prompts
+    first, `batch_size` sequences at a time (a batch that runs out of GPU memory is halved)."""
     from gemsql.model import attention_kernels, cudnn_allowed, stop_token_ids
 
-    failing = [i for i, g in enumerate(gens) if not runs(i, g.sql)]
-    if not failing or beams < 2:
-        return gens
     stops = stop_token_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     device = next(model.parameters()).device
-    encoded = {i: prompt_ids(tokenizer, pairs[i]) for i in failing}
-    failing.sort(key=lambda i: -len(encoded[i]))
+    encoded = {i: prompt_ids(tokenizer, pairs[i]) for i in rows}
+    rows = sorted(rows, key=lambda i: -len(encoded[i]))
     rows_at_once = max(1, batch_size // beams)  # each row decodes `beams` sequences
 
     def candidates(rows: list[int]) -> list[list[list[int]]]:
@@ -285,19 +280,61 @@ def runnable(
         answers = out[:, width:].tolist()
         return [answers[k * beams : (k + 1) * beams] for k in range(len(rows))]
 
+    for start in range(0, len(rows), rows_at_once):
+        chunk = rows[start : start + rows_at_once]
+        for i, beams_of_row in zip(chunk, candidates(chunk)):
+            yield i, [first_statement(tokenizer.decode(_until_stop(a, stops, pad), skip_special_tokens=True))
+                      for a in beams_of_row]
+
+
+def runnable(
+    model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation], runs: Callable[[int, str], bool], *,
+    beams: int, max_new_tokens: int = 256, batch_size: int = 16, cudnn_attention: bool | None = None,
+) -> list[Generation]:
+    """Execution-guided decoding: every answer whose SQL does not run (`runs(i, sql)` is false for pair i) is
+    decoded again by beam search, and the most likely of its `beams` candidates that runs takes its place; where
+    none runs, the greedy answer stays. `runs` sees the database only, never a gold answer, so this is what a
+    user's database gives at inference too. Small models often name a column or table that is not there; the
+    next beams often do not."""
+    failing = [i for i, g in enumerate(gens) if not runs(i, g.sql)]
+    if not failing or beams < 2:
+        return gens
     gens = list(gens)
     replaced = 0
-    for start in range(0, len(failing), rows_at_once):
-        rows = failing[start : start + rows_at_once]
-        for i, beams_of_row in zip(rows, candidates(rows)):
-            for k, answer in enumerate(beams_of_row, start=1):
-                sql = first_statement(tokenizer.decode(_until_stop(answer, stops, pad), skip_special_tokens=True))
-                if sql and runs(i, sql):
-                    gens[i] = replace(gens[i], sql=sql, candidate=k, greedy_sql=gens[i].sql)
-                    replaced += 1
-                    break
+    for i, sqls in beam_sql(model, tokenizer, pairs, failing, beams=beams, max_new_tokens=max_new_tokens,
+                            batch_size=batch_size, cudnn_attention=cudnn_attention):
+        k = next((k for k, sql in enumerate(sqls, start=1) if sql and runs(i, sql)), None)
+        if k is not None:
+            gens[i] = replace(gens[i], sql=sqls[k - 1], candidate=k, greedy_sql=gens[i].sql)
+            replaced += 1
     log.info("execution-guided decoding: %d of %d answers did not run; %d replaced by a beam that runs",
              len(failing), len(gens), replaced)
+    return gens
+
+
+def voted(
+    model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation],
+    outcome: Callable[[int, str], Hashable | None], *, beams: int, max_new_tokens: int = 256, batch_size: int = 16,
+    cudnn_attention: bool | None = None,
+) -> list[Generation]:
+    """Execution vote: for every pair, the greedy answer and `beams` beam-search answers are run on the database
+    (`outcome(i, sql)`: the result, None where it fails), and the result most candidates agree on wins; a tie
+    goes to the likelier candidate (greedy first). Where nothing runs the greedy answer stays. Candidates that
+    agree on a result are likelier right than one that stands alone; unlike `runnable` this decodes beams for
+    every answer, not only for those that fail."""
+    gens = list(gens)
+    changed = 0
+    for i, sqls in beam_sql(model, tokenizer, pairs, list(range(len(pairs))), beams=beams,
+                            max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention):
+        results = [outcome(i, sql) if sql else None for sql in [gens[i].sql, *sqls]]
+        votes = Counter(r for r in results if r is not None)
+        if not votes:
+            continue
+        k = min(range(len(results)), key=lambda j: (-votes[results[j]] if results[j] is not None else 1, j))
+        if k:
+            gens[i] = replace(gens[i], sql=sqls[k - 1], candidate=k, greedy_sql=gens[i].sql)
+            changed += 1
+    log.info("execution vote: %d of %d answers replaced by the result most candidates agree on", changed, len(gens))
     return gens
 
 
@@ -315,22 +352,31 @@ def first_statement(text: str) -> str:
     return sql
 
 
-def context_runner(contexts: list[str]) -> Callable[[int, str], bool]:
-    """`runs` for execution-guided decoding in evaluation: pair i's SQL runs without error on a fresh sandboxed
-    database built from contexts[i] (the full context, as scoring executes it)."""
+def context_outcomes(contexts: list[str]) -> Callable[[int, str], Hashable | None]:
+    """`outcome` for the execution vote in evaluation: what pair i's SQL returns on a fresh sandboxed database built
+    from contexts[i] (the full context, as scoring executes it), as a comparable value (its rows in any order);
+    None where it fails to run or the context does not build."""
     from gemsql.evaluate.sandbox import memory_db, run
 
-    def runs(i: int, sql: str) -> bool:
+    def outcome(i: int, sql: str) -> Hashable | None:
         try:
             con = memory_db(contexts[i])
         except sqlite3.Error:
-            return False  # a context that does not build: nothing can run, keep the greedy answer
+            return None  # a context that does not build: nothing can run, keep the greedy answer
         try:
-            return run(con, sql).ok
+            result = run(con, sql)
         finally:
             con.close()
+        return tuple(sorted(map(repr, result.rows))) if result.ok else None
 
-    return runs
+    return outcome
+
+
+def context_runner(contexts: list[str]) -> Callable[[int, str], bool]:
+    """`runs` for execution-guided decoding in evaluation: pair i's SQL runs without error on a fresh sandboxed
+    database built from contexts[i] (the full context, as scoring executes it)."""
+    outcome = context_outcomes(contexts)
+    return lambda i, sql: outcome(i, sql) is not None
 
 
 def generate(
@@ -345,12 +391,14 @@ def generate(
     stop_at_statement_end: bool = True,
     cudnn_attention: bool | None = None,
     guided_beams: int = 0,
+    vote: bool = False,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
 
     Each row holds the pair's question and context unless `extra` gives its own (a test row keeps
     its full context for execution while the prompt showed a shortened one). `guided_beams` >= 2: answers that
-    do not run on their context's database are decoded again with that many beams (`runnable`)."""
+    do not run on their context's database are decoded again with that many beams (`runnable`); with `vote`, every
+    answer gets that many beams and the result most candidates agree on wins (`voted`)."""
     from gemsql.files import write_jsonl
 
     extra = extra or [{} for _ in pairs]
@@ -359,8 +407,9 @@ def generate(
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
     if guided_beams >= 2:
         contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
-        gens = runnable(m, tok, pairs, gens, context_runner(contexts), beams=guided_beams,
-                        max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
+        check, runs = (voted, context_outcomes(contexts)) if vote else (runnable, context_runner(contexts))
+        gens = check(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens,
+                     batch_size=batch_size, cudnn_attention=cudnn_attention)
     if output is not None:
         write_jsonl(
             output,
