@@ -22,7 +22,8 @@ import torch
 from gemsql.data.builtin import generate as builtin_rows
 from gemsql.data.prompt import user_message
 from gemsql.evaluate.score import score
-from gemsql.generate import context_runner, extract_sql, generate_sql, load_for_generation, runnable
+from gemsql.generate import (context_outcomes, context_runner, extract_sql, generate_sql, load_for_generation, runnable,
+                             voted)
 from gemsql.model import stop_token_ids
 from results_file import record
 
@@ -33,7 +34,7 @@ def sync() -> None:
 
 
 def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_attention: bool = True,
-                guided_beams: int = 0) -> dict:
+                guided_beams: int = 0, vote: bool = False) -> dict:
     """One timed evaluation: examples/s over generation (with execution-guided decoding when `guided_beams`) +
     scoring, and each part's seconds."""
     sync()
@@ -44,8 +45,10 @@ def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_at
     sync()
     greedy = time.perf_counter()
     if guided_beams:
-        gens = runnable(model, tok, pairs, gens, context_runner([r.context for r in rows]), beams=guided_beams,
-                        max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
+        contexts = [r.context for r in rows]
+        check, runs = (voted, context_outcomes(contexts)) if vote else (runnable, context_runner(contexts))
+        gens = check(model, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens,
+                     batch_size=batch_size, cudnn_attention=cudnn_attention)
         sync()
     generated = time.perf_counter()
     verdicts = [score(r.context, r.sql, g.sql) for r, g in zip(rows, gens)]
@@ -117,6 +120,9 @@ def main() -> int:
     p.add_argument("--execution_guided_beams", type=int, nargs="+", default=[0],
                    help="0 (greedy only) and/or N >= 2: answers that do not run are decoded again with N beams; one "
                    "record per value")
+    p.add_argument("--execution_vote", action="store_true",
+                   help="the --execution_guided_beams >= 2 records use the execution vote (beams for every answer, the "
+                   "result most candidates agree on) instead of retrying only the answers that fail")
     p.add_argument("--profile", default=None, help="then profile one batch of the first batch size (and the first "
                    "--cudnn_attention value) into this file")
     args = p.parse_args()
@@ -127,10 +133,11 @@ def main() -> int:
     gemsql_runs = {}
     for cudnn, beams, batch_size in itertools.product((v == "on" for v in args.cudnn_attention),
                                                       args.execution_guided_beams, args.batch_size):
-        label = f"gemsql, batch {batch_size}, cudnn_attention {cudnn}, execution_guided_beams {beams}"
+        vote = args.execution_vote and beams >= 2
+        label = f"gemsql, batch {batch_size}, cudnn_attention {cudnn}, execution_guided_beams {beams}, vote {vote}"
         try:
             gemsql_runs[batch_size, cudnn, beams] = run = gemsql_eval(model, tok, rows, batch_size,
-                                                                      args.max_new_tokens, cudnn, beams)
+                                                                      args.max_new_tokens, cudnn, beams, vote)
         except torch.OutOfMemoryError:  # larger batch sizes are a probe: one too large must not lose the rest
             print(f"{label}: out of memory", flush=True)
             torch.cuda.empty_cache()
@@ -147,14 +154,16 @@ def main() -> int:
             "baseline_examples_per_s": round(base_rate, 3), "baseline_examples": len(base_rows),
             "speedup": round(rate / base_rate, 2), "exec_match": round(run["exec_match"], 4),
             "baseline_exec_match": round(base_acc, 4), "batch_size": batch_size, "cudnn_attention": cudnn,
-            "execution_guided_beams": beams, "valid": round(run["valid"], 4), "guided_s": run["guided_s"],
+            "execution_guided_beams": beams, "execution_vote": args.execution_vote and beams >= 2,
+            "valid": round(run["valid"], 4), "guided_s": run["guided_s"],
             "candidates": run["candidates"],
             "max_new_tokens": args.max_new_tokens,
             "generate_s": run["generate_s"], "score_s": run["score_s"], "new_tokens": run["new_tokens"],
             "stop_reasons": run["stop_reasons"], "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
             **({"note": args.note} if args.note else {}),
         }
-        record(args.out, result, key=("device", "model", "batch_size", "cudnn_attention", "execution_guided_beams", "note"))
+        record(args.out, result, key=("device", "model", "batch_size", "cudnn_attention", "execution_guided_beams",
+                                      "execution_vote", "note"))
     if args.profile:  # last, and one batch only: a profiled evaluation runs slower and must not lose the records
         profile_eval(model, tok, rows[: args.batch_size[0]], args.batch_size[0], args.max_new_tokens, Path(args.profile),
                      args.cudnn_attention[0] == "on")
