@@ -12,7 +12,8 @@
 # training split and a built-in model for the benchmarks. Part 2 runs one thing at a time: each
 # throughput figure has the GPU to itself.
 # Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_scaling.sh there first (issue #9).
-# Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it.
+# Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it. Each
+# poll ends with: bash bench/gpu_collect.sh /root/work "$OUT"; cp /root/work/out/*.json /root/work/out/*.tgz "$OUT"/
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 DATA=$(realpath "${2:-.device/data/train_real.jsonl.gz}")
@@ -34,6 +35,8 @@ spider spider-2ep-lr2e-4 --learning_rate 2e-4 &
 ( timeout 900 python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin" --max_steps 400 \
     --eval_rows 200 --evaluate_base false > "$WORK/builtin.log" 2>&1; step "builtin ended: $?" ) &
 wait
+# the adapter travels back (about 7 MB) so that decoding strategies can be tried on the CPU as well
+tar czf "$OUT/spider-3ep-adapter.tgz" -C "$WORK/spider-3ep" adapter
 step "#5: the three-epoch model with an 8-beam retry (same greedy answers, more candidates for those that fail)"
 python3 -m gemsql generate configs/spider.yaml --model "$WORK/spider-3ep/merged" --input "$WORK/spider-3ep/data/test.jsonl" \
   --output "$WORK/spider-3ep/eval/beams8/predictions.jsonl" --execution_guided_beams 8 > "$WORK/spider-3ep-beams8.log" 2>&1 \
