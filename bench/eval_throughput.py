@@ -22,8 +22,7 @@ import torch
 from gemsql.data.builtin import generate as builtin_rows
 from gemsql.data.prompt import user_message
 from gemsql.evaluate.score import score
-from gemsql.generate import (context_outcomes, context_runner, extract_sql, generate_sql, load_for_generation, runnable,
-                             voted)
+from gemsql.generate import execution_guided, extract_sql, generate_sql, load_for_generation
 from gemsql.model import stop_token_ids
 from results_file import record
 
@@ -45,10 +44,8 @@ def gemsql_eval(model, tok, rows, batch_size: int, max_new_tokens: int, cudnn_at
     sync()
     greedy = time.perf_counter()
     if guided_beams:
-        contexts = [r.context for r in rows]
-        check, runs = (voted, context_outcomes(contexts)) if vote else (runnable, context_runner(contexts))
-        gens = check(model, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens,
-                     batch_size=batch_size, cudnn_attention=cudnn_attention)
+        gens = execution_guided(model, tok, pairs, gens, [r.context for r in rows], beams=guided_beams, vote=vote,
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
         sync()
     generated = time.perf_counter()
     verdicts = [score(r.context, r.sql, g.sql) for r, g in zip(rows, gens)]

@@ -261,6 +261,18 @@ def test_execution_guided_decoding_replaces_only_answers_that_do_not_run(stop_tr
     assert runnable(model, tok, pairs, greedy, lambda i, sql: False, beams=3, max_new_tokens=24) == greedy
 
 
+def test_an_answer_without_sql_is_retried_even_though_sqlite_runs_an_empty_string(monkeypatch):
+    import gemsql.generate
+    from gemsql.generate import Generation, context_runner, runnable
+
+    assert context_runner(["CREATE TABLE t (a INT);"])(0, "")  # what SQLite says of an empty string
+    monkeypatch.setattr(gemsql.generate, "beam_sql",
+                        lambda model, tok, pairs, rows, **kw: ((i, ["", "SELECT 1;"]) for i in rows))
+    greedy = [Generation("", "SELECT", 3, "length"), Generation("SELECT 2;", "SELECT 2;", 3, "statement")]
+    out = runnable(None, None, [("q", "c")] * 2, greedy, lambda i, sql: True, beams=2)
+    assert [(g.sql, g.candidate) for g in out] == [("SELECT 1;", 2), ("SELECT 2;", 0)]
+
+
 def test_execution_vote_takes_the_result_most_candidates_agree_on(monkeypatch):
     import gemsql.generate
     from gemsql.generate import Generation, voted
@@ -287,6 +299,8 @@ def test_execution_vote_takes_the_result_most_candidates_agree_on(monkeypatch):
         ("bad", 0, None),  # nothing runs: greedy stays
         ("x1", 0, None),  # a tie goes to the likelier: greedy
     ]
+    empty = voted(None, None, [("q", "c")], [Generation(" ", " ", 1, "length")], lambda i, sql: "r", beams=3)
+    assert (empty[0].sql, empty[0].candidate) == ("a1", 1)  # an answer without SQL has no result to vote with
 
 
 def test_first_statement_cuts_an_answer_after_its_first_complete_statement():

@@ -296,14 +296,15 @@ def runnable(
     none runs, the greedy answer stays. `runs` sees the database only, never a gold answer, so this is what a
     user's database gives at inference too. Small models often name a column or table that is not there; the
     next beams often do not."""
-    failing = [i for i, g in enumerate(gens) if not runs(i, g.sql)]
+    # an answer with no SQL in it does not count as running (SQLite runs an empty string without complaint)
+    failing = [i for i, g in enumerate(gens) if not g.sql.strip() or not runs(i, g.sql)]
     if not failing or beams < 2:
         return gens
     gens = list(gens)
     replaced = 0
     for i, sqls in beam_sql(model, tokenizer, pairs, failing, beams=beams, max_new_tokens=max_new_tokens,
                             batch_size=batch_size, cudnn_attention=cudnn_attention):
-        k = next((k for k, sql in enumerate(sqls, start=1) if sql and runs(i, sql)), None)
+        k = next((k for k, sql in enumerate(sqls, start=1) if sql.strip() and runs(i, sql)), None)
         if k is not None:
             gens[i] = replace(gens[i], sql=sqls[k - 1], candidate=k, greedy_sql=gens[i].sql)
             replaced += 1
@@ -326,7 +327,7 @@ def voted(
     changed = 0
     for i, sqls in beam_sql(model, tokenizer, pairs, list(range(len(pairs))), beams=beams,
                             max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention):
-        results = [outcome(i, sql) if sql else None for sql in [gens[i].sql, *sqls]]
+        results = [outcome(i, sql) if sql.strip() else None for sql in [gens[i].sql, *sqls]]
         votes = Counter(r for r in results if r is not None)
         if not votes:
             continue
@@ -336,6 +337,17 @@ def voted(
             changed += 1
     log.info("execution vote: %d of %d answers replaced by the result most candidates agree on", changed, len(gens))
     return gens
+
+
+def execution_guided(
+    model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation], contexts: list[str], *, beams: int,
+    vote: bool = False, max_new_tokens: int = 256, batch_size: int = 16, cudnn_attention: bool | None = None,
+) -> list[Generation]:
+    """The retry of the answers that do not run (`runnable`) or, with `vote`, the execution vote (`voted`), each
+    pair's SQL run on a fresh sandboxed database built from its context (the full one, as scoring runs it)."""
+    check, runs = (voted, context_outcomes(contexts)) if vote else (runnable, context_runner(contexts))
+    return check(model, tokenizer, pairs, gens, runs, beams=beams, max_new_tokens=max_new_tokens,
+                 batch_size=batch_size, cudnn_attention=cudnn_attention)
 
 
 def _until_stop(answer: list[int], stops: list[int], pad: int) -> list[int]:
@@ -407,9 +419,8 @@ def generate(
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
     if guided_beams >= 2:
         contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
-        check, runs = (voted, context_outcomes(contexts)) if vote else (runnable, context_runner(contexts))
-        gens = check(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens,
-                     batch_size=batch_size, cudnn_attention=cudnn_attention)
+        gens = execution_guided(m, tok, pairs, gens, contexts, beams=guided_beams, vote=vote,
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
     if output is not None:
         write_jsonl(
             output,
