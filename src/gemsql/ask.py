@@ -54,6 +54,15 @@ def check_read_only(sql: str) -> str | None:
     return None
 
 
+def schema_runner(schemas: list[str]):
+    """`runs` for execution-guided decoding without the user's data: pair i's SQL is one read-only statement and
+    runs on a sandboxed in-memory copy of schemas[i] (its CREATE statements and any sample rows)."""
+    from gemsql.generate import context_runner
+
+    on_schema = context_runner(schemas)
+    return lambda i, sql: check_read_only(sql) is None and on_schema(i, sql)
+
+
 def ask(
     model: str,
     question: str,
@@ -69,7 +78,7 @@ def ask(
     """Answer one question: generate SQL for the database (or a given schema) and, with a database, run it.
     `guided_beams` >= 2: SQL that is refused or fails on the database (or on the empty tables of the schema) is
     decoded again with that many beams, and the most likely candidate that runs is taken."""
-    from gemsql.generate import context_runner, generate_sql, load_for_generation, runnable
+    from gemsql.generate import generate_sql, load_for_generation, runnable
 
     if not question.strip():
         raise GemsqlError("the question is empty")
@@ -88,13 +97,9 @@ def ask(
         pairs = [(question, schema)]
         gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, progress=False)
         if guided_beams >= 2:
-            on_schema = context_runner([schema])
-
-            def runs(_: int, sql: str) -> bool:
-                if check_read_only(sql) is not None:
-                    return False
-                return run(con, sql, limits).ok if con is not None else on_schema(0, sql)
-
+            # on the user's database when there is one (read-only), else on a sandboxed copy of the schema
+            runs = schema_runner([schema]) if con is None else (
+                lambda _, sql: check_read_only(sql) is None and run(con, sql, limits).ok)
             gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
         (gen,) = gens
         answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate)

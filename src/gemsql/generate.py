@@ -107,6 +107,11 @@ def semicolon_token_ids(tokenizer) -> torch.Tensor:
     return _SEMICOLONS[tokenizer]
 
 
+def pad_id(tokenizer, stops: list[int]) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else the first stop token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+
+
 def prompt_ids(tokenizer, pair: tuple[str, str]) -> list[int]:
     """The token ids of a (question, context) pair's chat prompt, ready for the answer."""
     prompt = tokenizer.apply_chat_template([user_message(*pair)], tokenize=False, add_generation_prompt=True)
@@ -165,7 +170,7 @@ class _BatchDecoder:
 
     def __init__(self, model, tokenizer, stops: list[int], semicolons: torch.Tensor | None):
         self.model, self.tokenizer, self.stops, self.semicolons = model, tokenizer, stops, semicolons
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+        self.pad = pad_id(tokenizer, stops)
         self.device = next(model.parameters()).device
 
     def fitting(self, prompts: list[list[int]], rounds: list[int]) -> list[Generation]:
@@ -255,7 +260,7 @@ def beam_sql(
     from gemsql.model import attention_kernels, cudnn_allowed, stop_token_ids
 
     stops = stop_token_ids(tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    pad = pad_id(tokenizer, stops)
     device = next(model.parameters()).device
     encoded = {i: prompt_ids(tokenizer, pairs[i]) for i in rows}
     rows = sorted(rows, key=lambda i: -len(encoded[i]))
@@ -296,9 +301,11 @@ def runnable(
     none runs, the greedy answer stays. `runs` sees the database only, never a gold answer, so this is what a
     user's database gives at inference too. Small models often name a column or table that is not there; the
     next beams often do not."""
+    if beams < 2:  # nothing to retry with: no need to run the answers
+        return gens
     # an answer with no SQL in it does not count as running (SQLite runs an empty string without complaint)
     failing = [i for i, g in enumerate(gens) if not g.sql.strip() or not runs(i, g.sql)]
-    if not failing or beams < 2:
+    if not failing:
         return gens
     gens = list(gens)
     replaced = 0

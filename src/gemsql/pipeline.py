@@ -79,21 +79,19 @@ def evaluate_run(cfg: Config, prepared, elapsed_s: float = 0.0) -> dict:
     models = [("base", resolve_model(cfg.model.model_name_or_path))] if cfg.generate.evaluate_base else []
     for label, model in [*models, ("finetuned", str(merged))]:
         out = cfg.run_dir / "eval" / label
-        # the base model greedy only (see GenerateConfig.evaluate_base)
-        guided = cfg.generate.execution_guided_beams if label == "finetuned" else 0
+        finetuned = label == "finetuned"  # the base model greedy only (see GenerateConfig.evaluate_base)
         generate(model, pairs=pairs, output=out / "predictions.jsonl", extra=test,
                  max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
                  stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention,
-                 guided_beams=guided, vote=cfg.generate.execution_vote and label == "finetuned")
+                 guided_beams=cfg.generate.execution_guided_beams if finetuned else 0,
+                 vote=cfg.generate.execution_vote and finetuned)
         results[label] = evaluate(out / "predictions.jsonl", out, label=label)
     report = {
         "minutes": round((time.perf_counter() - started) / 60, 2),
         "rows_train": prepared.stats["train"]["rows"],
         "rows_test": len(test),
-        **{label: {"exact_match": m["exact_match"], "valid_sql": m["valid"], "exec_match": m["exec_match"],
-                   # with execution-guided decoding: the greedy answers' own scores, before the retry
-                   **({"greedy": {"exact_match": m["greedy"]["exact_match"], "valid_sql": m["greedy"]["valid"],
-                                  "exec_match": m["greedy"]["exec_match"]}} if "greedy" in m else {})}
+        # with execution-guided decoding also the greedy answers' own scores, before the retry
+        **{label: {**_rates(m), **({"greedy": _rates(m["greedy"])} if "greedy" in m else {})}
            for label, m in results.items()},
     }
     write_json(cfg.run_dir / "report.json", report)
@@ -105,3 +103,8 @@ def evaluate_run(cfg: Config, prepared, elapsed_s: float = 0.0) -> dict:
                 f"{report['minutes']} minutes.\n\n" + markdown(list(results.values())))
     log.info("report: %s", report)
     return report
+
+
+def _rates(metrics: dict) -> dict:
+    """The report's three rates from an evaluation's metrics."""
+    return {"exact_match": metrics["exact_match"], "valid_sql": metrics["valid"], "exec_match": metrics["exec_match"]}

@@ -234,16 +234,15 @@ def model_generator(model: str, max_new_tokens: int = 256, guided_beams: int = 0
     """(generate, tokenizer): `generate` maps a batch of (question, schema) pairs to greedy SQL. With
     `guided_beams` >= 2, SQL that is not one read-only statement or fails on its schema (the served database's
     CREATE statements and sample rows, in a sandboxed in-memory copy) is decoded again with beams."""
-    from gemsql.ask import check_read_only
-    from gemsql.generate import context_runner, generate_sql, load_for_generation, runnable
+    from gemsql.ask import schema_runner
+    from gemsql.generate import generate_sql, load_for_generation, runnable
 
     m, tok = load_for_generation(model)
 
     def generate(pairs: list[tuple[str, str]]) -> list[str]:
         gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=len(pairs), progress=False)
         if guided_beams >= 2:
-            on_schema = context_runner([schema for _, schema in pairs])
-            gens = runnable(m, tok, pairs, gens, lambda i, sql: check_read_only(sql) is None and on_schema(i, sql),
+            gens = runnable(m, tok, pairs, gens, schema_runner([schema for _, schema in pairs]),
                             beams=guided_beams, max_new_tokens=max_new_tokens, batch_size=len(pairs))
         return [g.sql for g in gens]
 
