@@ -4,6 +4,8 @@
         --gemsql gemsql-1500 --variants gemsql-4000 gemsql-4000-rows0 gemsql-4000-lr5e-4
     # later runs on the same split, added to the existing JSON (the earlier runs' folders are not needed):
     python bench/spider_results.py --work /root/work --merge --variants spider-all spider-fast-2ep
+    # RUN:DECODING: the run's model scored again with other decoding (RUN/eval/DECODING/metrics.json)
+    python bench/spider_results.py --work /root/work --merge --variants spider-3ep:beams8
 
 Each run folder is a `gemsql run` output (report.json, data/stats.json, eval/finetuned/metrics.json);
 the base folder holds the prepared split and eval/metrics.json of the base model's predictions. A run scored
@@ -27,13 +29,16 @@ SETTINGS = ("schema_sample_rows", "max_train_rows", "learning_rate", "num_train_
             "execution_guided_beams")
 
 
-def metrics(run: Path) -> dict:
-    path = run / "eval" / "finetuned" / "metrics.json"
+def metrics(run: Path, decoding: str = "finetuned") -> dict:
+    path = run / "eval" / decoding / "metrics.json"
     return json.loads((path if path.is_file() else run / "eval" / "metrics.json").read_text())
 
 
-def summary(run: Path) -> dict:
-    m = metrics(run)
+def summary(spec: Path) -> dict:
+    """RUN, or RUN:DECODING for the same model scored again with other decoding (RUN/eval/DECODING)."""
+    run, _, decoding = str(spec).partition(":")
+    run = Path(run)
+    m = metrics(run, decoding or "finetuned")
     out = {"ex": m["exec_match"], "exact": m["exact_match"], "valid": m["valid"], "examples": m["examples"],
            "by_source": {k: v["exec_match"] for k, v in m.get("by", {}).get("source", {}).items()}}
     if "greedy" in m:
@@ -48,6 +53,9 @@ def summary(run: Path) -> dict:
     if config.is_file():
         c = yaml.safe_load(config.read_text())
         out["settings"] = {k: c[k] for k in SETTINGS if k in c}
+    if decoding:  # the training settings hold, the decoding is this one's (the eval folder's name says which)
+        out["decoding"] = decoding
+        out.get("settings", {}).pop("execution_guided_beams", None)
     return out
 
 
@@ -68,7 +76,7 @@ def main() -> int:
     if a.merge:
         result = json.loads((out / "spider_heldout.json").read_text())
         for name in a.variants:
-            stats = json.loads((work / name / "data" / "stats.json").read_text())
+            stats = json.loads((work / name.partition(":")[0] / "data" / "stats.json").read_text())
             if sorted(stats["test_groups"]) != sorted(result["test_databases"]) or stats["test"]["rows"] != result["rows"]:
                 sys.exit(f"{work / name}: not the held-out split of {out / 'spider_heldout.json'}")
             result["variants"][name] = summary(work / name)
