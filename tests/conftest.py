@@ -89,7 +89,7 @@ def stop_trained(tmp_path_factory, tiny_model):
                       max_new_tokens=24)
     prepare(cfg)
     result = train(cfg)
-    return merge(cfg), result.adapter_dir
+    return merge(cfg), result.trained_dir
 
 
 class CharTokenizer:

@@ -61,6 +61,8 @@ def test_saved_config_round_trips(tmp_path):
         ({"lora_r": True}, "lora_r"),
         ({"lora_dropout": 1.5}, "lora_dropout"),
         ({"quantization": "8bit"}, "quantization"),
+        ({"finetuning": "full"}, "finetuning"),  # over the 4-bit base (the default quantization)
+        ({"finetuning": "everything", "quantization": "none"}, "finetuning"),
         ({"learning_rate": "fast"}, "learning_rate"),
         ({"num_rows": 100, "test_size": 100}, "test_size"),
         ({"max_length": 4}, "max_length"),

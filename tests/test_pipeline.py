@@ -99,12 +99,45 @@ def test_merged_model_matches_base_plus_adapter(tmp_path, tiny_model):
     result = train(cfg)
     merged = merge(cfg)
     plain = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
-    peft, tok = load_for_generation(str(tiny_model), adapter=str(result.adapter_dir), dtype=torch.float32)
+    peft, tok = load_for_generation(str(tiny_model), adapter=str(result.trained_dir), dtype=torch.float32)
     ids = tok("SELECT name FROM employees WHERE salary > 5", return_tensors="pt").input_ids
     with torch.no_grad():
         a, b = plain(ids).logits, peft(ids).logits
     # merged weights are stored in bf16, so allow bf16 rounding of the weights
     assert torch.allclose(a, b, atol=2e-2, rtol=0), (a - b).abs().max()
+
+
+def test_full_finetuning_trains_every_weight_and_merges_to_the_same_model(tmp_path, tiny_model, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = tmp_path / "run"
+    flags = ["--model_name_or_path", str(tiny_model), "--output_dir", str(run), "--num_rows", "40", "--test_size", "8",
+             "--quantization", "none", "--finetuning", "full", "--max_length", "256", "--max_steps", "2",
+             "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--save_strategy", "no",
+             "--report_to", "none"]
+    assert main(["prepare", *flags]) == 0 and main(["train", *flags]) == 0
+    assert f"model: {run / 'full_model'} (steps 2" in capsys.readouterr().out
+    trained_dir = run / "full_model"
+    assert not (trained_dir / "adapter_config.json").exists() and (trained_dir / "gemsql_config.yaml").is_file()
+    base = dict(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).named_parameters())
+    trained = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    changed = {n for n, w in trained.named_parameters() if not torch.equal(w, base[n])}
+    # the embedding (tied to the output head), attention, MLP and norms all trained: no adapter, no frozen base
+    for name in ("model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
+                 "model.layers.1.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight"):
+        assert name in changed, name
+    from safetensors.torch import load_file
+
+    # trained in float32 weights (bf16 would round small updates away)
+    assert {w.dtype for w in load_file(str(trained_dir / "model.safetensors")).values()} == {torch.float32}
+    assert main(["merge", *flags]) == 0  # the merged model is saved in the compute dtype (bf16 here)
+    merged = AutoModelForCausalLM.from_pretrained(run / "merged", dtype=torch.float32)
+    rounded = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.bfloat16).float()
+    ids = torch.tensor([[2, 10, 11, 12, 13]])
+    with torch.no_grad():
+        assert torch.equal(merged(ids).logits, rounded(ids).logits)
+    tok = AutoTokenizer.from_pretrained(run / "merged")
+    assert tok.convert_tokens_to_ids("<end_of_turn>") in merged.generation_config.eos_token_id
 
 
 def test_training_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_model, caplog):
@@ -145,7 +178,7 @@ def test_qlora_4bit_trains_on_the_cpu(tmp_path, tiny_model):
     prepare(cfg)
     result = train(cfg)
     assert result.steps == 1 and result.train_loss > 0
-    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert (result.trained_dir / "adapter_model.safetensors").is_file()
 
 
 def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):

@@ -190,25 +190,28 @@ def test_duplicate_ids_are_named(tmp_path):
         load_rows(DataConfig(dataset=str(path)), seed=0)
 
 
-def test_a_run_killed_after_its_last_checkpoint_ends_without_training_more(tmp_path, tiny_model, caplog):
-    """Killed between the final checkpoint and the adapter: the rerun writes the adapter, no extra step."""
+@pytest.mark.parametrize("finetuning, weights", [("lora", "adapter_model.safetensors"), ("full", "model.safetensors")])
+def test_a_run_killed_after_its_last_checkpoint_ends_without_training_more(tmp_path, tiny_model, caplog, finetuning,
+                                                                           weights):
+    """Killed between the final checkpoint and the adapter (or whole model): the rerun writes it, no extra step."""
     import shutil
 
     from conftest import tiny_config
 
     from gemsql.data import prepare
-    from gemsql.train import adapter_dir, train
+    from gemsql.train import trained_dir, train
 
-    cfg = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1, max_steps=2)
+    cfg = tiny_config(tmp_path / "run", tiny_model, save_strategy="steps", save_steps=1, max_steps=2,
+                      finetuning=finetuning)
     prepare(cfg)
     from safetensors.torch import load_file
 
     first = train(cfg)
-    a = load_file(str(first.adapter_dir / "adapter_model.safetensors"))
-    shutil.rmtree(adapter_dir(cfg))  # as if killed right after checkpoint-2 was sealed
+    a = load_file(str(first.trained_dir / weights))
+    shutil.rmtree(trained_dir(cfg))  # as if killed right after checkpoint-2 was sealed
     with caplog.at_level("INFO"):
         again = train(cfg)
     assert "training had finished" in caplog.text and again.steps == 2
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
-    b = load_file(str(again.adapter_dir / "adapter_model.safetensors"))
+    b = load_file(str(again.trained_dir / weights))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

@@ -18,7 +18,8 @@ log = logging.getLogger("gemsql")
 
 @dataclass
 class MergeArgs:
-    adapter: str | None = field(default=None, metadata={"help": "Adapter folder (default: RUN/adapter)."})
+    adapter: str | None = field(default=None, metadata={"help": "Adapter folder, or the whole model of `finetuning: "
+                                                        "full` (default: RUN/adapter, or RUN/full_model)."})
     merged_output: str | None = field(default=None, metadata={"help": "Where to write the merged model (default: RUN/merged)."})
 
 
@@ -81,8 +82,10 @@ class ServeArgs:
 
 COMMANDS = {
     "prepare": ("Read, convert, sample and split the dataset into RUN/data.", ()),
-    "train": ("QLoRA fine-tune; the adapter lands in RUN/adapter (resumes from RUN/checkpoints).", ()),
-    "merge": ("Merge the adapter into the full-precision base; saves RUN/merged.", (MergeArgs,)),
+    "train": ("QLoRA fine-tune; the adapter lands in RUN/adapter (`--finetuning full`: the whole model in "
+              "RUN/full_model; resumes from RUN/checkpoints).", ()),
+    "merge": ("Merge the adapter into the full-precision base (or take the fully fine-tuned model); saves RUN/merged.",
+              (MergeArgs,)),
     "generate": ("Generate SQL for questions + schemas with a merged (or base + adapter) model.", (GenerateArgs,)),
     "eval": ("Score a predictions file by executing gold and predicted SQL.", (EvalArgs,)),
     "ask": ("Ask your own SQLite database a question: SQL from the model, run read-only.", (AskArgs,)),
@@ -176,7 +179,8 @@ def _dispatch(command: str, args: list[str]) -> int:
 
         result = train(cfg)
         if is_main():
-            print(f"adapter: {result.adapter_dir} (steps {result.steps}, train loss {result.train_loss:.4f})")
+            kind = "model" if cfg.model.finetuning == "full" else "adapter"
+            print(f"{kind}: {result.trained_dir} (steps {result.steps}, train loss {result.train_loss:.4f})")
     elif command == "merge":
         from gemsql.merge import merge
 

@@ -122,6 +122,14 @@ class ModelConfig:
         default="4bit",
         metadata={"help": "4bit: QLoRA over a bitsandbytes 4-bit base. none: LoRA over the full-precision base."},
     )
+    finetuning: Literal["lora", "full"] = field(
+        default="lora",
+        metadata={"help": "lora: train a LoRA adapter (QLoRA over the 4-bit base with quantization 4bit). full: train "
+                  "every weight of the base (needs quantization none; float32 weights, computed in the compute dtype), "
+                  "the result a whole model; "
+                  "for small models (270M, 1B) whose accuracy the adapter may limit. The lora_* and "
+                  "stop_token_training fields then do not apply (every embedding row trains)."},
+    )
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = field(default="nf4", metadata={"help": "4-bit data type."})
     bnb_4bit_use_double_quant: bool = field(default=True, metadata={"help": "Quantize the quantization constants too."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
@@ -141,6 +149,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.model_name_or_path.strip()), "model_name_or_path", "must not be empty")
+        _check(self.finetuning == "lora" or self.quantization == "none", "finetuning",
+               "full fine-tuning trains the full-precision weights: set quantization: none (4-bit weights train "
+               "only through an adapter)")
         _check(self.lora_r >= 1, "lora_r", f"must be >= 1, got {self.lora_r}")
         _check(self.lora_alpha >= 1, "lora_alpha", f"must be >= 1, got {self.lora_alpha}")
         _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")

@@ -1,8 +1,8 @@
 """`gemsql merge`: fold the LoRA adapter into the full-precision base and save a plain checkpoint.
 
-The base is always loaded unquantized: merging into 4-bit weights would round the adapter away. The
-result loads with `AutoModelForCausalLM.from_pretrained` alone, and its generation config stops at
-<end_of_turn> as well as <eos>.
+The base is always loaded unquantized: merging into 4-bit weights would round the adapter away. A fully
+fine-tuned model (`finetuning: full`) has nothing to fold and is saved the same way. The result loads with
+`AutoModelForCausalLM.from_pretrained` alone, and its generation config stops at <end_of_turn> as well as <eos>.
 """
 
 from __future__ import annotations
@@ -22,18 +22,23 @@ def merged_dir(cfg: Config) -> Path:
 
 
 def merge(cfg: Config, adapter: str | Path | None = None, output: str | Path | None = None) -> Path:
+    """The adapter folded into the base (or the fully fine-tuned model as it is), saved to `output` (run_dir/merged)."""
     from peft import PeftModel
     from transformers import GenerationConfig
 
     from gemsql.model import load_model, load_tokenizer, stop_token_ids
-    from gemsql.train import CONFIG_NAME, adapter_dir
+    from gemsql.train import CONFIG_NAME, trained_dir
 
-    adapter = Path(adapter or adapter_dir(cfg))
-    if not (adapter / "adapter_config.json").is_file():
-        raise GemsqlError("no adapter here (adapter_config.json missing); run `gemsql train` first", file=str(adapter))
+    adapter = Path(adapter or trained_dir(cfg))
     tokenizer = load_tokenizer(cfg.model)
-    base = load_model(cfg.model, quantize=False)
-    model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    if (adapter / "adapter_config.json").is_file():
+        base = load_model(cfg.model, quantize=False)
+        model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    elif (adapter / "config.json").is_file():  # a whole model from `finetuning: full`
+        model = load_model(cfg.model, quantize=False, path=str(adapter))
+    else:
+        raise GemsqlError("no trained weights here (neither adapter_config.json nor a model's config.json); run "
+                          "`gemsql train` first", file=str(adapter))
     stops = stop_token_ids(tokenizer)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,

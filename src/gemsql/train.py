@@ -1,8 +1,8 @@
-"""`gemsql train`: QLoRA (or LoRA) supervised fine-tuning with TRL's SFTTrainer.
+"""`gemsql train`: QLoRA (or LoRA, or full) supervised fine-tuning with TRL's SFTTrainer.
 
 setup() builds the model, tokenizer, dataset and trainer; train() runs it, resuming from the last
-complete checkpoint in run_dir/checkpoints; the adapter lands in run_dir/adapter (written whole or
-not at all) with the resolved config beside it.
+complete checkpoint in run_dir/checkpoints; the adapter lands in run_dir/adapter (with `finetuning: full`
+the whole model in run_dir/full_model), written whole or not at all, with the resolved config beside it.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ CONFIG_NAME = "gemsql_config.yaml"
 
 @dataclass
 class TrainResult:
-    adapter_dir: Path
+    trained_dir: Path
     train_loss: float | None
     steps: int
     metrics: dict
 
 
-def adapter_dir(cfg: Config) -> Path:
-    return cfg.run_dir / "adapter"
+def trained_dir(cfg: Config) -> Path:
+    """Where training writes: the LoRA adapter, or the whole model under `finetuning: full`."""
+    return cfg.run_dir / ("full_model" if cfg.model.finetuning == "full" else "adapter")
 
 
 def checkpoints_dir(cfg: Config) -> Path:
@@ -157,9 +158,17 @@ def setup(cfg: Config):
     # The training arguments come first: under DeepSpeed ZeRO-3 they tell from_pretrained to build the model
     # already sharded.
     args = sft_config(cfg, checkpoints_dir(cfg))
-    _check_engine(cfg)
-    model = get_peft_model(load_model(cfg.model), peft_config(cfg, tokenizer))
-    _expose_head_bias(model)
+    if cfg.model.finetuning == "full":
+        # Every weight trains. The weights stay in float32 and the trainer computes in the compute dtype (autocast):
+        # an AdamW step of lr 5e-5 on a bf16 weight of 0.03 is under half its rounding step and would be lost. The
+        # embedding trains whole, so the turn tokens need nothing of their own.
+        import torch
+
+        model = load_model(cfg.model, quantize=False, weights_dtype=torch.float32)
+    else:
+        _check_engine(cfg)
+        model = get_peft_model(load_model(cfg.model), peft_config(cfg, tokenizer))
+        _expose_head_bias(model)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -256,7 +265,7 @@ def last_checkpoint(cfg: Config) -> str | None:
 
 
 def train(cfg: Config) -> TrainResult:
-    """Fine-tune and save the adapter to run_dir/adapter."""
+    """Fine-tune and save the adapter (or the whole model) to trained_dir(cfg)."""
     from gemsql.model import attention_kernels
 
     trainer, tokenizer = setup(cfg)
@@ -264,13 +273,11 @@ def train(cfg: Config) -> TrainResult:
     finished = _finished_state(cfg, resume) if resume else None
     if finished is not None:
         # Killed after the last checkpoint but before the adapter was written: resuming would train a step past
-        # max_steps (measured), so the adapter is taken from that checkpoint as it is.
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
+        # max_steps (measured), so the weights are taken from that checkpoint as they are.
         from transformers.trainer_utils import TrainOutput
 
-        log.info("training had finished at %s; writing the adapter from it", resume)
-        set_peft_model_state_dict(trainer.model, load_file(str(Path(resume) / "adapter_model.safetensors")))
+        log.info("training had finished at %s; writing the %s from it", resume, trained_dir(cfg).name)
+        _load_checkpoint_weights(trainer.model, Path(resume))
         losses = [h["loss"] for h in finished["log_history"] if "loss" in h]
         result = TrainOutput(finished["global_step"], sum(losses) / len(losses) if losses else None,
                              {"resumed_finished_checkpoint": resume})
@@ -280,6 +287,27 @@ def train(cfg: Config) -> TrainResult:
         with attention_kernels(cudnn_in_training(cfg)):
             result = trainer.train(resume_from_checkpoint=resume)
     return cleanup(cfg, trainer, tokenizer, result)
+
+
+def _load_checkpoint_weights(model, checkpoint: Path) -> None:
+    """The trained weights of a checkpoint into the model: the adapter's, or under full fine-tuning every weight."""
+    from safetensors.torch import load_file
+
+    if (checkpoint / "adapter_model.safetensors").is_file():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
+        return
+    state: dict = {}
+    for shard in sorted(checkpoint.glob("model*.safetensors")):
+        state.update(load_file(str(shard)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # a tied output head is saved once, as the embedding
+    tied = {"lm_head.weight"} if model.config.get_text_config().tie_word_embeddings else set()
+    if not state or unexpected or set(missing) - tied:
+        raise GemsqlError(f"the checkpoint's weights do not fit the model (missing {sorted(set(missing) - tied)[:5]}, "
+                          f"unexpected {sorted(unexpected)[:5]})", file=str(checkpoint))
+    model.tie_weights()
 
 
 def _finished_state(cfg: Config, checkpoint: str) -> dict | None:
@@ -297,10 +325,11 @@ def _finished_state(cfg: Config, checkpoint: str) -> dict | None:
 
 
 def cleanup(cfg: Config, trainer, tokenizer, result) -> TrainResult:
-    """Write the adapter folder whole (rank 0 only; every rank takes part in gathering sharded weights)."""
+    """Write the adapter (or whole-model) folder whole (rank 0 only; every rank takes part in gathering sharded
+    weights)."""
     from gemsql.files import publish_dir, recover
 
-    out = adapter_dir(cfg)
+    out = trained_dir(cfg)
     staging = out.with_name(f".{out.name}.staging.tmp")  # one name all ranks agree on
     if is_main():
         recover(out)  # also clears a staging folder a killed run left
@@ -313,7 +342,7 @@ def cleanup(cfg: Config, trainer, tokenizer, result) -> TrainResult:
         cfg.save(staging / CONFIG_NAME)
         write_json(staging / "train_metrics.json", {**result.metrics, "global_step": result.global_step})
         publish_dir(staging, out)
-        log.info("adapter saved to %s", out)
+        log.info("%s saved to %s", out.name, out)
     wait_for_everyone()
     if cfg.train.push_to_hub:
         trainer.push_to_hub()

@@ -135,11 +135,13 @@ def sharded_launch() -> bool:
     return any(os.environ.get(v, "false").lower() == "true" for v in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
-def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | None = None):
-    """The base model as the config asks: 4-bit (QLoRA) or full precision, in the compute dtype."""
+def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | None = None,
+               weights_dtype: torch.dtype | None = None):
+    """The base model as the config asks: 4-bit (QLoRA) or full precision, in the compute dtype (or weights_dtype for
+    the weights of a full-precision model)."""
     path = path or resolve_model(cfg.model_name_or_path)
     dtype = compute_dtype(cfg)
-    kwargs: dict = {"dtype": dtype, "attn_implementation": "sdpa" if cfg.attn_implementation == "auto" else cfg.attn_implementation}
+    kwargs: dict = {"dtype": weights_dtype or dtype, "attn_implementation": "sdpa" if cfg.attn_implementation == "auto" else cfg.attn_implementation}
     if quantize if quantize is not None else cfg.quantization == "4bit":
         from transformers import BitsAndBytesConfig
 
