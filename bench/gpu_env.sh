@@ -4,3 +4,12 @@ OUT=$WORK/out
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src:/root/site GEMMA_GGUF=${GEMMA_GGUF:-/root/models/gemma-3-270m-q4_k_m.gguf}
 export GEMSQL_CACHE=$WORK/cache HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+step() { echo "=== $(date +%T) $*"; }
+
+spider() {  # NAME [overrides...]: configs/spider.yaml as shipped (8 x 1,024, lr 4e-4, 3 epochs, 8-beam retry) on the
+  # whole training split ($DATA) into $WORK/NAME; the evaluation scores the greedy answers and the retry's
+  local name=$1; shift
+  timeout 1500 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/$name" \
+    --evaluate_base false "$@" > "$WORK/$name.log" 2>&1
+  step "$name ended: $?"
+}

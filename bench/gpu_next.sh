@@ -11,27 +11,18 @@
 # Part 1 trains side by side (a 270M QLoRA run leaves the GPU mostly idle): Spider variants on the whole
 # training split and a built-in model for the benchmarks. Part 2 runs one thing at a time: each
 # throughput figure has the GPU to itself.
-# Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_scaling.sh there first (issue #9).
+# Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_x2.sh there instead (issue #9 first, then Spider on each GPU).
 # Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it. Each
 # poll ends with: bash bench/gpu_collect.sh /root/work "$OUT"; cp /root/work/out/*.json /root/work/out/*.tgz "$OUT"/
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 DATA=$(realpath "${2:-.device/data/train_real.jsonl.gz}")
 export OMP_NUM_THREADS=2  # part 1: four processes share 16 cores
-step() { echo "=== $(date +%T) $*"; }
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-
-spider() {  # NAME [overrides...]: configs/spider.yaml (as shipped: 8 x 1,024, lr 4e-4, 3 epochs, 8-beam retry) on the
-  # whole training split; the evaluation scores the greedy answers and the retry's
-  local name=$1; shift
-  timeout 1500 python3 -m gemsql run configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/$name" \
-    --evaluate_base false "$@" > "$WORK/$name.log" 2>&1
-  step "$name ended: $?"
-}
 
 # The sixth session (two GPUs, one run each): 3 epochs 27.1 % greedy / 35.9 % with the 8-beam retry, against 21.7 /
 # 29.3 % (4 beams) for 2 epochs; the training loss still fell in the third epoch. Next: a fourth epoch, and full
-# fine-tuning (every weight, bf16) at two learning rates; the built-in model for part 2.
+# fine-tuning (every weight: float32 weights, bf16 compute) at two learning rates; the built-in model for part 2.
 step "part 1 (the GPU shared): #5 Spider, four epochs and full fine-tuning; the built-in model for part 2"
 spider spider-4ep --num_train_epochs 4 &
 spider spider-full-lr5e-5 --quantization none --finetuning full --learning_rate 5e-5 &
@@ -41,7 +32,14 @@ spider spider-full-lr1e-4 --quantization none --finetuning full --learning_rate 
 wait
 export OMP_NUM_THREADS=8
 
-step "part 2 (the GPU to itself): #3/#4 evaluation with gemsql's decoding default (no cuDNN attention), batch 1,000 and 128"
+step "part 2 (the GPU to itself): #4 the 4B at 32 x 512 (MFU), 16 x 512 again for the same-run ratio"
+for c in gemsql_mb32x1 gemsql_mb16x1; do
+  timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 120000 --work "$WORK/tt4b" \
+    --configs $c --note "seventh GPU session, one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
+done
+rm -rf "$WORK/tt4b"
+
+step "#3/#4 evaluation with gemsql's decoding default (no cuDNN attention), batch 1,000 and 128"
 timeout 400 python3 bench/eval_throughput.py --model "$WORK/builtin/merged" --rows 1000 --baseline_rows 20 \
   --batch_size 1000 128 --cudnn_attention off on --note "seventh GPU session" --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
 step "#6: serving load test, the retry off and on (on is the default now)"
@@ -49,11 +47,5 @@ for beams in 0 4; do
   timeout 200 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
     --execution_guided_beams $beams --out "$OUT/serve.json" >> "$WORK/serve.log" 2>&1
 done
-step "#4: the 4B at 32 x 512 (MFU), 16 x 512 again for the same-run ratio"
-for c in gemsql_mb32x1 gemsql_mb16x1; do
-  timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 120000 --work "$WORK/tt4b" \
-    --configs $c --note "seventh GPU session, one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
-done
-rm -rf "$WORK/tt4b"
 
 step done

@@ -7,7 +7,6 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-step() { echo "=== $(date +%T) $*"; }
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # The sixth session ran the small micro-batches (270M 4 x 512, 4B 4 x 512, 12B 2 x 512: 1.67x, 1.45x, 1.39x;
 # docs/benchmarks.md). Next: larger per-GPU micro-batches, which amortize each step's fixed costs (the

@@ -4,7 +4,6 @@
 #   setsid nohup bash bench/gpu_session.sh /root/work > /root/work/job.log 2>&1 &
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
-step() { echo "=== $(date +%T) $*"; }
 
 step environment
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

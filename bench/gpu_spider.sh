@@ -9,7 +9,6 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 DATA=$(realpath "${2:-.device/data/train_real.jsonl.gz}")
 export OMP_NUM_THREADS=2  # several processes share 16 cores
-step() { echo "=== $(date +%T) $*"; }
 
 step environment
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
