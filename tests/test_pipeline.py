@@ -140,6 +140,18 @@ def test_full_finetuning_trains_every_weight_and_merges_to_the_same_model(tmp_pa
     assert tok.convert_tokens_to_ids("<end_of_turn>") in merged.generation_config.eos_token_id
 
 
+def test_merge_without_trained_weights_names_the_folder(tmp_path, tiny_model):
+    from gemsql.errors import GemsqlError
+    from gemsql.merge import merge
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, finetuning="full")
+    (tmp_path / "run" / "full_model").mkdir(parents=True)  # a folder with neither an adapter nor a model in it
+    with pytest.raises(GemsqlError, match="no trained weights") as e:
+        merge(cfg)
+    assert str(tmp_path / "run" / "full_model") in str(e.value)
+    assert not (tmp_path / "run" / "merged").exists()
+
+
 def test_training_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_model, caplog):
     from gemsql.data import prepare
     from gemsql.train import checkpoint_problem, last_checkpoint, train

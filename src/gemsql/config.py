@@ -126,9 +126,8 @@ class ModelConfig:
         default="lora",
         metadata={"help": "lora: train a LoRA adapter (QLoRA over the 4-bit base with quantization 4bit). full: train "
                   "every weight of the base (needs quantization none; float32 weights, computed in the compute dtype), "
-                  "the result a whole model; "
-                  "for small models (270M, 1B) whose accuracy the adapter may limit. The lora_* and "
-                  "stop_token_training fields then do not apply (every embedding row trains)."},
+                  "the result a whole model: for small models (270M, 1B) whose accuracy the adapter may limit. The "
+                  "lora_* and stop_token_training fields then do not apply (every embedding row trains)."},
     )
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = field(default="nf4", metadata={"help": "4-bit data type."})
     bnb_4bit_use_double_quant: bool = field(default=True, metadata={"help": "Quantize the quantization constants too."})

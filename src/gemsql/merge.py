@@ -29,16 +29,16 @@ def merge(cfg: Config, adapter: str | Path | None = None, output: str | Path | N
     from gemsql.model import load_model, load_tokenizer, stop_token_ids
     from gemsql.train import CONFIG_NAME, trained_dir
 
-    adapter = Path(adapter or trained_dir(cfg))
+    trained = Path(adapter or trained_dir(cfg))
     tokenizer = load_tokenizer(cfg.model)
-    if (adapter / "adapter_config.json").is_file():
+    if (trained / "adapter_config.json").is_file():
         base = load_model(cfg.model, quantize=False)
-        model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    elif (adapter / "config.json").is_file():  # a whole model from `finetuning: full`
-        model = load_model(cfg.model, quantize=False, path=str(adapter))
+        model = PeftModel.from_pretrained(base, str(trained)).merge_and_unload()
+    elif (trained / "config.json").is_file():  # a whole model from `finetuning: full`
+        model = load_model(cfg.model, quantize=False, path=str(trained))
     else:
         raise GemsqlError("no trained weights here (neither adapter_config.json nor a model's config.json); run "
-                          "`gemsql train` first", file=str(adapter))
+                          "`gemsql train` first", file=str(trained))
     stops = stop_token_ids(tokenizer)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
@@ -51,7 +51,7 @@ def merge(cfg: Config, adapter: str | Path | None = None, output: str | Path | N
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, max_shard_size="2GB")
         tokenizer.save_pretrained(tmp)
-        if (adapter / CONFIG_NAME).is_file():
-            (tmp / CONFIG_NAME).write_text((adapter / CONFIG_NAME).read_text())
+        if (trained / CONFIG_NAME).is_file():
+            (tmp / CONFIG_NAME).write_text((trained / CONFIG_NAME).read_text())
     log.info("merged model saved to %s", out)
     return out
