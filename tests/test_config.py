@@ -70,6 +70,8 @@ def test_saved_config_round_trips(tmp_path):
         ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
         ({"execution_guided_beams": 1}, "execution_guided_beams"),
         ({"execution_vote": True, "execution_guided_beams": 0}, "execution_vote"),
+        ({"retry_empty_results": True, "execution_guided_beams": 0}, "retry_empty_results"),
+        ({"retry_empty_results": True, "execution_vote": True}, "retry_empty_results"),
     ],
 )
 def test_bad_values_name_their_field(tmp_path, values, field):

@@ -318,6 +318,30 @@ def test_an_answer_without_sql_is_retried_even_though_sqlite_runs_an_empty_strin
     assert [(g.sql, g.candidate) for g in out] == [("SELECT 1;", 2), ("SELECT 2;", 0)]
 
 
+def test_retry_empty_results_also_retries_an_answer_that_returns_no_rows(monkeypatch):
+    import gemsql.generate
+    from gemsql.ask import _passes
+    from gemsql.evaluate.sandbox import memory_db, run
+    from gemsql.generate import Generation, context_runner, runnable
+
+    contexts = ["CREATE TABLE t (a INT); INSERT INTO t VALUES (1);"] * 2
+    runs, returns_rows = context_runner(contexts), context_runner(contexts, rows_needed=True)
+    none, some = "SELECT a FROM t WHERE a = 2;", "SELECT a FROM t;"
+    assert runs(0, none) and not returns_rows(0, none)
+    assert returns_rows(0, some) and not returns_rows(0, "SELECT b FROM t;")
+    monkeypatch.setattr(gemsql.generate, "beam_sql",
+                        lambda model, tok, pairs, rows, **kw: ((i, ["SELECT a FROM t WHERE a = 3;", some]) for i in rows))
+    greedy = [Generation(none, none, 3, "statement"), Generation(some, some, 3, "statement")]
+    pairs = [("q", "c")] * 2
+    assert runnable(None, None, pairs, greedy, runs, beams=2) == greedy  # no rows still counts as running
+    out = runnable(None, None, pairs, greedy, returns_rows, beams=2)
+    assert [(g.sql, g.candidate, g.greedy_sql) for g in out] == [(some, 2, none), (some, 0, None)]
+    # ask's check on a user's database: the same rule
+    con = memory_db(contexts[0])
+    assert _passes(run(con, none), rows_needed=False) and not _passes(run(con, none), rows_needed=True)
+    assert _passes(run(con, some), rows_needed=True) and not _passes(run(con, "SELECT b FROM t;"), rows_needed=False)
+
+
 def test_execution_vote_takes_the_result_most_candidates_agree_on(monkeypatch):
     import gemsql.generate
     from gemsql.generate import Generation, voted

@@ -63,6 +63,11 @@ def schema_runner(schemas: list[str]):
     return lambda i, sql: check_read_only(sql) is None and on_schema(i, sql)
 
 
+def _passes(result, rows_needed: bool) -> bool:
+    """A result execution-guided decoding keeps: it ran and, where asked, returned rows."""
+    return result.ok and (bool(result.rows) or not rows_needed)
+
+
 def ask(
     model: str,
     question: str,
@@ -74,10 +79,12 @@ def ask(
     prompt_budget: int = 3072,
     limits: Limits = Limits(),
     guided_beams: int = 0,
+    retry_empty: bool = False,
 ) -> Answer:
     """Answer one question: generate SQL for the database (or a given schema) and, with a database, run it.
     `guided_beams` >= 2: SQL that is refused or fails on the database (or on the empty tables of the schema) is
-    decoded again with that many beams, and the most likely candidate that runs is taken."""
+    decoded again with that many beams, and the most likely candidate that runs is taken; with `retry_empty` and a
+    database, SQL that returns no rows there is decoded again too."""
     from gemsql.generate import generate_sql, load_for_generation, runnable
 
     if not question.strip():
@@ -99,7 +106,7 @@ def ask(
         if guided_beams >= 2:
             # on the user's database when there is one (read-only), else on a sandboxed copy of the schema
             runs = schema_runner([schema]) if con is None else (
-                lambda _, sql: check_read_only(sql) is None and run(con, sql, limits).ok)
+                lambda _, sql: check_read_only(sql) is None and _passes(run(con, sql, limits), retry_empty))
             gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
         (gen,) = gens
         answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate)

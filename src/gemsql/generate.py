@@ -315,8 +315,8 @@ def runnable(
         if k is not None:
             gens[i] = replace(gens[i], sql=sqls[k - 1], candidate=k, greedy_sql=gens[i].sql)
             replaced += 1
-    log.info("execution-guided decoding: %d of %d answers did not run; %d replaced by a beam that runs",
-             len(failing), len(gens), replaced)
+    log.info("execution-guided decoding: %d of %d answers did not pass the database check (run, or return rows "
+             "where asked); %d replaced by a beam that does", len(failing), len(gens), replaced)
     return gens
 
 
@@ -348,11 +348,14 @@ def voted(
 
 def execution_guided(
     model, tokenizer, pairs: list[tuple[str, str]], gens: list[Generation], contexts: list[str], *, beams: int,
-    vote: bool = False, max_new_tokens: int = 256, batch_size: int = 16, cudnn_attention: bool | None = None,
+    vote: bool = False, retry_empty: bool = False, max_new_tokens: int = 256, batch_size: int = 16,
+    cudnn_attention: bool | None = None,
 ) -> list[Generation]:
-    """The retry of the answers that do not run (`runnable`) or, with `vote`, the execution vote (`voted`), each
-    pair's SQL run on a fresh sandboxed database built from its context (the full one, as scoring runs it)."""
-    check, runs = (voted, context_outcomes(contexts)) if vote else (runnable, context_runner(contexts))
+    """The retry of the answers that do not run (`runnable`; with `retry_empty`, also of those that return no rows)
+    or, with `vote`, the execution vote (`voted`), each pair's SQL run on a fresh sandboxed database built from its
+    context (the full one, as scoring runs it)."""
+    check, runs = (voted, context_outcomes(contexts)) if vote else (
+        runnable, context_runner(contexts, rows_needed=retry_empty))
     return check(model, tokenizer, pairs, gens, runs, beams=beams, max_new_tokens=max_new_tokens,
                  batch_size=batch_size, cudnn_attention=cudnn_attention)
 
@@ -391,11 +394,17 @@ def context_outcomes(contexts: list[str]) -> Callable[[int, str], Hashable | Non
     return outcome
 
 
-def context_runner(contexts: list[str]) -> Callable[[int, str], bool]:
+def context_runner(contexts: list[str], *, rows_needed: bool = False) -> Callable[[int, str], bool]:
     """`runs` for execution-guided decoding in evaluation: pair i's SQL runs without error on a fresh sandboxed
-    database built from contexts[i] (the full context, as scoring executes it)."""
+    database built from contexts[i] (the full context, as scoring executes it) and, with `rows_needed`, returns at
+    least one row."""
     outcome = context_outcomes(contexts)
-    return lambda i, sql: outcome(i, sql) is not None
+
+    def runs(i: int, sql: str) -> bool:
+        result = outcome(i, sql)
+        return result is not None and (bool(result) or not rows_needed)
+
+    return runs
 
 
 def generate(
@@ -411,13 +420,15 @@ def generate(
     cudnn_attention: bool | None = None,
     guided_beams: int = 0,
     vote: bool = False,
+    retry_empty: bool = False,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
 
     Each row holds the pair's question and context unless `extra` gives its own (a test row keeps
     its full context for execution while the prompt showed a shortened one). `guided_beams` >= 2: answers that
-    do not run on their context's database are decoded again with that many beams (`runnable`); with `vote`, every
-    answer gets that many beams and the result most candidates agree on wins (`voted`)."""
+    do not run on their context's database (with `retry_empty`, or return no rows) are decoded again with that many
+    beams (`runnable`); with `vote`, every answer gets that many beams and the result most candidates agree on wins
+    (`voted`)."""
     from gemsql.files import write_jsonl
 
     extra = extra or [{} for _ in pairs]
@@ -426,7 +437,7 @@ def generate(
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
     if guided_beams >= 2:
         contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
-        gens = execution_guided(m, tok, pairs, gens, contexts, beams=guided_beams, vote=vote,
+        gens = execution_guided(m, tok, pairs, gens, contexts, beams=guided_beams, vote=vote, retry_empty=retry_empty,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
     if output is not None:
         write_jsonl(
