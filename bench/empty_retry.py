@@ -19,7 +19,7 @@ import time
 
 from gemsql.evaluate.score import score
 from gemsql.files import read_jsonl
-from gemsql.generate import Generation, context_runner, load_for_generation, runnable
+from gemsql.generate import Generation, context_outcomes, context_runner, load_for_generation, runnable
 
 
 def main() -> int:
@@ -35,8 +35,8 @@ def main() -> int:
     test = {r["id"]: r for r in read_jsonl(a.test)}
     verdicts = [v for v in read_jsonl(a.verdicts) if v["valid"]]
     contexts = [test[v["id"]]["context"] for v in verdicts]
-    runs, returns_rows = context_runner(contexts), context_runner(contexts, rows_needed=True)
-    empty = [i for i, v in enumerate(verdicts) if runs(i, v["prediction"]) and not returns_rows(i, v["prediction"])]
+    outcome, returns_rows = context_outcomes(contexts), context_runner(contexts, rows_needed=True)
+    empty = [i for i, v in enumerate(verdicts) if outcome(i, v["prediction"]) == ()]  # ran, no rows
     print(len(empty), "of", len(verdicts), "running answers return no rows", flush=True)
     pairs = [(test[verdicts[i]["id"]]["question"], test[verdicts[i]["id"]]["prompt_context"]) for i in empty]
     greedy = [Generation(verdicts[i]["prediction"], verdicts[i]["prediction"], 0, "as evaluated") for i in empty]

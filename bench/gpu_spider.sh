@@ -21,7 +21,7 @@ ids = t(PROBE_SQL).input_ids
 print('tokenizer: %d tokens, BOS first: %s' % (len(ids), ids[0] == t.bos_token_id))
 " || exit 1
 
-spider() {  # NAME CONFIG [overrides...]: one fine-tune + evaluation on the held-out databases
+run_spider() {  # NAME CONFIG [overrides...]: one fine-tune + evaluation on the held-out databases
   local name=$1; shift
   python3 -m gemsql run "$@" --dataset "$DATA" --output_dir "$WORK/$name" --evaluate_base false \
     > "$WORK/$name.log" 2>&1
@@ -32,11 +32,11 @@ step "Spider: prepare the shared split, then train side by side"
 python3 -m gemsql prepare configs/spider.yaml --dataset "$DATA" --output_dir "$WORK/spider-base" || exit 1
 # the recipes compared on the same 1,500 rows (the tutorial's runs ~4x slower), variants on 4,000
 # (measured 2026-11-29, with schema_sample_rows 1 then the configs' value; docs/results.md)
-spider tutorial-1500 configs/spider-tutorial.yaml --max_train_rows 1500 --schema_sample_rows 1 &
-spider gemsql-1500 configs/spider.yaml --max_train_rows 1500 --schema_sample_rows 1 &
-spider gemsql-4000 configs/spider.yaml --max_train_rows 4000 --schema_sample_rows 1 &
-spider gemsql-4000-rows0 configs/spider.yaml --max_train_rows 4000 --schema_sample_rows 0 &
-spider gemsql-4000-lr5e-4 configs/spider.yaml --max_train_rows 4000 --schema_sample_rows 1 --learning_rate 5e-4 &
+run_spider tutorial-1500 configs/spider-tutorial.yaml --max_train_rows 1500 --schema_sample_rows 1 &
+run_spider gemsql-1500 configs/spider.yaml --max_train_rows 1500 --schema_sample_rows 1 &
+run_spider gemsql-4000 configs/spider.yaml --max_train_rows 4000 --schema_sample_rows 1 &
+run_spider gemsql-4000-rows0 configs/spider.yaml --max_train_rows 4000 --schema_sample_rows 0 &
+run_spider gemsql-4000-lr5e-4 configs/spider.yaml --max_train_rows 4000 --schema_sample_rows 1 --learning_rate 5e-4 &
 python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin" --max_steps 400 --eval_rows 200 \
   --evaluate_base false > "$WORK/builtin.log" 2>&1 &
 ( python3 -m gemsql generate configs/spider.yaml --model gemma-3-270m --input "$WORK/spider-base/data/test.jsonl" \

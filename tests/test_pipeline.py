@@ -320,9 +320,8 @@ def test_an_answer_without_sql_is_retried_even_though_sqlite_runs_an_empty_strin
 
 def test_retry_empty_results_also_retries_an_answer_that_returns_no_rows(monkeypatch):
     import gemsql.generate
-    from gemsql.ask import _passes
     from gemsql.evaluate.sandbox import memory_db, run
-    from gemsql.generate import Generation, context_runner, runnable
+    from gemsql.generate import Generation, context_runner, passes, runnable
 
     contexts = ["CREATE TABLE t (a INT); INSERT INTO t VALUES (1);"] * 2
     runs, returns_rows = context_runner(contexts), context_runner(contexts, rows_needed=True)
@@ -338,8 +337,8 @@ def test_retry_empty_results_also_retries_an_answer_that_returns_no_rows(monkeyp
     assert [(g.sql, g.candidate, g.greedy_sql) for g in out] == [(some, 2, none), (some, 0, None)]
     # ask's check on a user's database: the same rule
     con = memory_db(contexts[0])
-    assert _passes(run(con, none), rows_needed=False) and not _passes(run(con, none), rows_needed=True)
-    assert _passes(run(con, some), rows_needed=True) and not _passes(run(con, "SELECT b FROM t;"), rows_needed=False)
+    assert passes(run(con, none), rows_needed=False) and not passes(run(con, none), rows_needed=True)
+    assert passes(run(con, some), rows_needed=True) and not passes(run(con, "SELECT b FROM t;"), rows_needed=False)
 
 
 def test_execution_vote_takes_the_result_most_candidates_agree_on(monkeypatch):

@@ -63,11 +63,6 @@ def schema_runner(schemas: list[str]):
     return lambda i, sql: check_read_only(sql) is None and on_schema(i, sql)
 
 
-def _passes(result, rows_needed: bool) -> bool:
-    """A result execution-guided decoding keeps: it ran and, where asked, returned rows."""
-    return result.ok and (bool(result.rows) or not rows_needed)
-
-
 def ask(
     model: str,
     question: str,
@@ -85,7 +80,7 @@ def ask(
     `guided_beams` >= 2: SQL that is refused or fails on the database (or on the empty tables of the schema) is
     decoded again with that many beams, and the most likely candidate that runs is taken; with `retry_empty` and a
     database, SQL that returns no rows there is decoded again too."""
-    from gemsql.generate import generate_sql, load_for_generation, runnable
+    from gemsql.generate import generate_sql, load_for_generation, passes, runnable
 
     if not question.strip():
         raise GemsqlError("the question is empty")
@@ -106,7 +101,7 @@ def ask(
         if guided_beams >= 2:
             # on the user's database when there is one (read-only), else on a sandboxed copy of the schema
             runs = schema_runner([schema]) if con is None else (
-                lambda _, sql: check_read_only(sql) is None and _passes(run(con, sql, limits), retry_empty))
+                lambda _, sql: check_read_only(sql) is None and passes(run(con, sql, limits), retry_empty))
             gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
         (gen,) = gens
         answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate)

@@ -374,37 +374,46 @@ def first_statement(text: str) -> str:
     return sql
 
 
-def context_outcomes(contexts: list[str]) -> Callable[[int, str], Hashable | None]:
-    """`outcome` for the execution vote in evaluation: what pair i's SQL returns on a fresh sandboxed database built
-    from contexts[i] (the full context, as scoring executes it), as a comparable value (its rows in any order);
-    None where it fails to run or the context does not build."""
+def passes(result, rows_needed: bool = False) -> bool:
+    """What execution-guided decoding keeps: SQL whose sandbox `Result` ran and, where asked, returned rows."""
+    return result is not None and result.ok and (bool(result.rows) or not rows_needed)
+
+
+def _context_results(contexts: list[str]) -> Callable[[int, str], object]:
+    """The sandbox `Result` of pair i's SQL on a fresh database built from contexts[i] (the full context, as scoring
+    executes it); None where the context does not build."""
     from gemsql.evaluate.sandbox import memory_db, run
 
-    def outcome(i: int, sql: str) -> Hashable | None:
+    def result(i: int, sql: str):
         try:
             con = memory_db(contexts[i])
         except sqlite3.Error:
             return None  # a context that does not build: nothing can run, keep the greedy answer
         try:
-            result = run(con, sql)
+            return run(con, sql)
         finally:
             con.close()
-        return tuple(sorted(map(repr, result.rows))) if result.ok else None
+
+    return result
+
+
+def context_outcomes(contexts: list[str]) -> Callable[[int, str], Hashable | None]:
+    """`outcome` for the execution vote in evaluation: what pair i's SQL returns on its context's database, as a
+    comparable value (its rows in any order); None where it fails to run or the context does not build."""
+    result = _context_results(contexts)
+
+    def outcome(i: int, sql: str) -> Hashable | None:
+        r = result(i, sql)
+        return tuple(sorted(map(repr, r.rows))) if passes(r) else None
 
     return outcome
 
 
 def context_runner(contexts: list[str], *, rows_needed: bool = False) -> Callable[[int, str], bool]:
-    """`runs` for execution-guided decoding in evaluation: pair i's SQL runs without error on a fresh sandboxed
-    database built from contexts[i] (the full context, as scoring executes it) and, with `rows_needed`, returns at
-    least one row."""
-    outcome = context_outcomes(contexts)
-
-    def runs(i: int, sql: str) -> bool:
-        result = outcome(i, sql)
-        return result is not None and (bool(result) or not rows_needed)
-
-    return runs
+    """`runs` for execution-guided decoding in evaluation: pair i's SQL runs without error on its context's database
+    and, with `rows_needed`, returns at least one row."""
+    result = _context_results(contexts)
+    return lambda i, sql: passes(result(i, sql), rows_needed)
 
 
 def generate(
