@@ -26,7 +26,7 @@ from gemsql.evaluate.html import bars
 
 SETTINGS = ("schema_sample_rows", "max_train_rows", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
             "quantization", "lora_r", "lora_alpha", "stop_token_training", "gradient_checkpointing",
-            "execution_guided_beams")
+            "execution_guided_beams", "retry_empty_results", "finetuning", "lr_scheduler_type")
 
 
 def metrics(run: Path, decoding: str = "finetuned") -> dict:
@@ -49,8 +49,9 @@ def summary(spec: Path) -> dict:
     if (run / "report.json").is_file() and stats.is_file():
         out["train_rows"] = json.loads(stats.read_text())["train"]["rows"]
         out["train_tokens"] = json.loads(stats.read_text())["train"]["tokens"]
-    config = run / "adapter" / "gemsql_config.yaml"
-    if config.is_file():
+    # the trained folder keeps the run's whole config: RUN/adapter (LoRA) or RUN/full_model (finetuning: full)
+    config = next((c for c in (run / d / "gemsql_config.yaml" for d in ("adapter", "full_model")) if c.is_file()), None)
+    if config is not None:
         c = yaml.safe_load(config.read_text())
         out["settings"] = {k: c[k] for k in SETTINGS if k in c}
     if decoding:  # the training settings hold, the decoding is this one's (the eval folder's name says which)
@@ -81,7 +82,8 @@ def main() -> int:
                 sys.exit(f"{work / name}: not the held-out split of {out / 'spider_heldout.json'}")
             result["variants"][name] = summary(work / name)
         result["config"] = a.config
-        result["commands"] = result.pop("commands", [result.pop("command", None)]) + [command]
+        earlier = result.pop("commands", [result.pop("command", None)])
+        result["commands"] = earlier + [command] * (command not in earlier)  # the same merge again adds nothing
     else:
         if not (a.base and a.tutorial and a.gemsql):
             p.error("--base, --tutorial and --gemsql are needed without --merge")
