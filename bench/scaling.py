@@ -80,9 +80,14 @@ def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro
     return config
 
 
-def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
-    """One process of a launch: train until `tokens` (all processes together), then rank 0 writes the figures."""
-    from train_throughput import token_clock
+PROFILED_STEPS = 3
+
+
+def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path | None = None) -> None:
+    """One process of a launch: train until `tokens` (all processes together), then rank 0 writes the figures.
+    With `profile`, every rank profiles the steps after the warm-up (one profiler warm-up step, then
+    PROFILED_STEPS) into profile/rank<N>.txt, and the timing starts after them: profiled steps run slower."""
+    from train_throughput import profiler_callback, token_clock
 
     from gemsql.config import load_config
     from gemsql.model import attention_kernels
@@ -91,6 +96,10 @@ def worker(config: Path, tokens: int, warmup: int, result: Path) -> None:
     cfg = load_config(config)
     trainer, _ = setup(cfg)
     marks: list[tuple[float, int]] = []
+    if profile is not None:
+        rank = trainer.accelerator.process_index
+        trainer.add_callback(profiler_callback(warmup, PROFILED_STEPS, profile / f"rank{rank}.txt"))
+        warmup += 1 + PROFILED_STEPS
     trainer.add_callback(token_clock(marks, tokens, warmup))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -125,11 +134,15 @@ def main() -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--out", default=str(ROOT / "docs/benchmarks/scaling.json"))
     p.add_argument("--note", default="", help="kept with the records (and in their key)")
+    p.add_argument("--profile", action="store_true",
+                   help=f"profile {PROFILED_STEPS} steps after the warm-up on every rank into WORK/<strategy>-<gpus>."
+                   "profile/rank<N>.txt (GPU busy share, top operators); the timing starts after them")
     p.add_argument("--worker", nargs=2, metavar=("CONFIG", "RESULT"), help=argparse.SUPPRESS)
+    p.add_argument("--profile_dir", help=argparse.SUPPRESS)  # a worker's --profile folder
     a = p.parse_args()
     if a.worker:
         config, result = a.worker
-        worker(Path(config), a.tokens, a.warmup, Path(result))
+        worker(Path(config), a.tokens, a.warmup, Path(result), Path(a.profile_dir) if a.profile_dir else None)
         return 0
 
     from gemsql.config import load_config
@@ -148,8 +161,10 @@ def main() -> int:
     prepare(load_config(None, **base, model_name_or_path=path, output_dir=str(work / "data")))
     env = {**os.environ, **NO_MULTICAST, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "bench"), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    if not torch.cuda.is_available():
-        env["OMP_NUM_THREADS"] = "1"  # processes share the cores
+    # The same CPU threads per process for every launch: torchrun and accelerate set 1 for several processes and
+    # leave a single process all the cores, which would favour the 1-GPU run in any CPU-side work.
+    threads = max(1, (os.cpu_count() or 1) // max(a.gpus)) if torch.cuda.is_available() else 1
+    env["OMP_NUM_THREADS"] = str(threads)
     single = None
     for gpus in sorted(a.gpus):
         run_dir = work / f"{a.strategy}-{gpus}"
@@ -159,6 +174,8 @@ def main() -> int:
         result = run_dir / "scaling_result.json"
         cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config), str(result),
                "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
+        if a.profile:
+            cmd += ["--profile_dir", str(run_dir.with_suffix(".profile"))]
         log = run_dir.with_suffix(".log")
         with log.open("w") as f:
             rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
@@ -167,7 +184,7 @@ def main() -> int:
         if gpus == min(a.gpus) and "tokens_per_s" in r:
             single = r
         r = {"model": a.model, "strategy": a.strategy, "gpus": gpus, **r, "micro_batch_per_gpu": a.micro_batch,
-             "global_batch": a.micro_batch * max(a.gpus),
+             "global_batch": a.micro_batch * max(a.gpus), "omp_threads": threads,
              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (processes)",
              "command": "python bench/scaling.py " + " ".join(sys.argv[1:]), **({"note": a.note} if a.note else {})}
         if single is not None and "tokens_per_s" in r and gpus != min(a.gpus):

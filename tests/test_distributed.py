@@ -151,8 +151,14 @@ def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batc
     bench = Path(__file__).parents[1] / "bench"
     _run([sys.executable, str(bench / "scaling.py"), "--model", "tiny", "--strategy", "ddp", "--gpus", "1", "2",
           "--tokens", "3000", "--set", "lora_dropout=0.0", "learning_rate=5e-3", "--out", str(out),
-          "--work", str(tmp_path / "work")], tmp_path / "log.txt")
+          "--work", str(tmp_path / "work"), "--profile"], tmp_path / "log.txt")
     one, two = json.loads(out.read_text())
+    # --profile: every rank of every launch wrote what bounds its steps, and the timing left those steps out
+    profiles = sorted(p.relative_to(tmp_path / "work").as_posix() for p in (tmp_path / "work").glob("*.profile/*"))
+    assert profiles == ["ddp-1.profile/rank0.txt", "ddp-2.profile/rank0.txt", "ddp-2.profile/rank1.txt"]
+    for name in profiles:
+        assert (tmp_path / "work" / name).read_text().startswith("wall per step:")
+    assert one["steps"] >= 5 + 1 + 3 + 2
     assert (one["gpus"], one["processes"], two["gpus"], two["processes"]) == (1, 1, 2, 2)
     assert one["global_batch"] == two["global_batch"] == 8 and one["steps"] == two["steps"]
     assert one["trained_tokens"] == two["trained_tokens"] >= 3000
