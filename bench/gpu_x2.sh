@@ -13,10 +13,10 @@ if [ -f /root/phase2.sh ]; then
   bash /root/phase2.sh "$WORK" "$DATA"
 else
   export OMP_NUM_THREADS=8
-  # the sixth session ran three epochs (GPU 0) and lr 2e-4 (GPU 1) here: docs/results.md
-  step "phase 2 (default): Spider, full fine-tuning on GPU 0, a fourth epoch on GPU 1"
-  CUDA_VISIBLE_DEVICES=0 spider spider-full-lr1e-4 --quantization none --finetuning full --learning_rate 1e-4 &
-  CUDA_VISIBLE_DEVICES=1 spider spider-4ep --num_train_epochs 4 &
+  # the sixth session ran three epochs and lr 2e-4, the seventh four epochs and full fine-tuning: docs/results.md
+  step "phase 2 (default): Spider, tables shuffled in training prompts on GPU 0, a cosine schedule on GPU 1"
+  CUDA_VISIBLE_DEVICES=0 spider spider-shuffle --schema_shuffle true &
+  CUDA_VISIBLE_DEVICES=1 spider spider-cosine --lr_scheduler_type cosine &
   wait
 fi
 step "all done"

@@ -205,6 +205,45 @@ def test_split_by_holds_out_whole_groups_and_prompts_show_a_few_rows(tmp_path, e
     assert [r["id"] for r in read_jsonl(again.test)] == [r["id"] for r in test]  # same held-out rows
 
 
+def test_schema_shuffle_reorders_the_tables_of_training_prompts_only(tmp_path, embedded_model):
+    from conftest import tiny_config
+
+    from gemsql.data import prepare
+    from gemsql.model import load_tokenizer
+
+    rows = _spider_like()
+    for r in rows:  # three tables a database, each with its rows; the first keeps the questions' answers
+        d = r["domain"]
+        r["context"] += "".join(f"\nCREATE TABLE {d}_{t} (k INT);\nINSERT INTO {d}_{t} VALUES (7);" for t in ("pets", "cars"))
+    path = _write(tmp_path / "three.jsonl", rows)
+    common = dict(dataset=str(path), num_rows=0, test_size=10, question_column="question", context_column="context",
+                  sql_column="sql", split_by="domain", schema_sample_rows=1, max_length=1024)
+    runs = {}
+    for shuffle in (False, True):
+        cfg = tiny_config(tmp_path / f"run-{shuffle}", embedded_model, schema_shuffle=shuffle, **common)
+        prepared = prepare(cfg, tokenizer=load_tokenizer(cfg.model))
+        runs[shuffle] = read_jsonl(prepared.train), read_jsonl(prepared.test), prepared.stats
+    (train, test, stats), (train_s, test_s, stats_s) = runs[False], runs[True]
+    assert test_s == test and stats_s == stats  # test prompts keep the database's order; no row or token changes
+    assert [r["id"] for r in train_s] == [r["id"] for r in train]
+
+    def blocks(context: str) -> list[str]:  # a table's CREATE with its sample INSERT
+        return ["CREATE" + b for b in context.split("CREATE")[1:]]
+
+    orders = set()
+    for plain, shuffled in zip(train, train_s):
+        a, b = blocks(plain["prompt_context"]), blocks(shuffled["prompt_context"])
+        assert len(a) == 3 and sorted(x.strip() for x in a) == sorted(x.strip() for x in b)  # whole blocks, moved
+        assert shuffled["prompt_context"] in shuffled["messages"][0]["content"]
+        assert shuffled["context"] == plain["context"]  # execution still runs the context as given
+        orders.add(tuple(x.split()[2].split("_")[-1] for x in b))
+    assert len({o[0] for o in orders}) == 3  # every table comes first in some prompt
+
+    with pytest.raises(GemsqlError, match="needs schema_sample_rows >= 0") as e:
+        tiny_config(tmp_path / "x", embedded_model, **{**common, "schema_sample_rows": -1}, schema_shuffle=True)
+    assert "field 'schema_shuffle'" in str(e.value)
+
+
 def test_split_by_that_takes_every_group_and_a_broken_context_are_named(tmp_path, embedded_model):
     from conftest import tiny_config
 

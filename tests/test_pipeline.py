@@ -272,12 +272,12 @@ def test_rows_that_ended_leave_the_batch_and_the_rest_go_on(tiny_model, stop_tra
 
 
 def test_execution_guided_decoding_replaces_only_answers_that_do_not_run(stop_trained):
-    from gemsql.data.schema import context_schema
+    from gemsql.data.schema import context_blocks
     from gemsql.generate import context_runner, generate_sql, load_for_generation, runnable
 
     model, tok = load_for_generation(str(stop_trained[0]))
     # the tiny model memorized three questions about three one-table schemas; here the tables differ
-    pets, birds = (context_schema(ddl, 3) for ddl in (
+    pets, birds = ("\n".join(context_blocks(ddl, 3)) for ddl in (
         "CREATE TABLE dogs (name TEXT); CREATE TABLE birds (age INT);", "CREATE TABLE birds (age INT);"))
     pairs = [("How many cats?", pets), ("Oldest bird?", pets), ("How many cats?", birds)]
     greedy = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)

@@ -75,6 +75,14 @@ class DataConfig:
             "executes the full context. For contexts with many INSERT rows (Spider)."
         },
     )
+    schema_shuffle: bool = field(
+        default=False,
+        metadata={
+            "help": "Training prompts list the schema's tables in a random order (seeded, one order per row) so that "
+            "the model reads the schema rather than learning each training database's layout; test prompts keep "
+            "the database's order. Needs schema_sample_rows >= 0 (the schema is then read table by table)."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(bool(self.dataset.strip()), "dataset", "must name 'builtin', a Hub id or a file")
@@ -89,6 +97,8 @@ class DataConfig:
         _check(self.min_test_groups >= 0, "min_test_groups", f"must be >= 0, got {self.min_test_groups}")
         _check(self.max_train_rows >= 0, "max_train_rows", f"must be >= 0, got {self.max_train_rows}")
         _check(self.schema_sample_rows >= -1, "schema_sample_rows", f"must be >= -1, got {self.schema_sample_rows}")
+        _check(not self.schema_shuffle or self.schema_sample_rows >= 0, "schema_shuffle",
+               "needs schema_sample_rows >= 0: a context as given is not split into tables")
         _check(self.split_by is None or bool(self.split_by.strip()), "split_by", "must name a metadata column")
         for name in ("question_column", "context_column", "sql_column"):
             _check(bool(getattr(self, name).strip()), name, "must not be empty")

@@ -52,9 +52,9 @@ def _prepare(cfg: Config, tokenizer=None) -> Prepared:
     random.Random(cfg.train.seed).shuffle(rows)
     if cfg.data.num_rows:
         rows = rows[: cfg.data.num_rows]
-    shown = prompt_contexts(rows, cfg.data)
-    lengths = token_lengths(tokenizer, rows, shown)
-    test, train = split(list(zip(rows, shown, lengths)), cfg.data)
+    blocks = _prompt_blocks(rows, cfg.data)
+    lengths = token_lengths(tokenizer, rows, ["\n".join(b) for b in blocks])  # an order changes no token count
+    test, train = split(list(zip(rows, blocks, lengths)), cfg.data)
     # Test rows stay whole (generation has no max_length); training drops what it would have to cut.
     fits = [item for item in train if item[2] <= cfg.train.max_length]
     dropped = len(train) - len(fits)
@@ -81,8 +81,9 @@ def _prepare(cfg: Config, tokenizer=None) -> Prepared:
         stats["test_groups"] = sorted({str(r.metadata[cfg.data.split_by]) for r, *_ in test})
     out = data_dir(cfg)
     with atomic_dir(out) as tmp:
-        write_jsonl(tmp / "train.jsonl", (_record(r, c) for r, c, _ in train))
-        write_jsonl(tmp / "test.jsonl", (_record(r, c) for r, c, _ in test))
+        order = random.Random(cfg.train.seed).sample if cfg.data.schema_shuffle else lambda b, n: b
+        write_jsonl(tmp / "train.jsonl", (_record(r, "\n".join(order(b, len(b)))) for r, b, _ in train))
+        write_jsonl(tmp / "test.jsonl", (_record(r, "\n".join(b)) for r, b, _ in test))
         write_json(tmp / "stats.json", stats)
     log.info("prepared %d train / %d test rows in %s", len(train), len(test), out)
     return Prepared(out, out / "train.jsonl", out / "test.jsonl", stats)
@@ -128,16 +129,21 @@ def split(rows: list, cfg: DataConfig) -> tuple[list, list]:
 
 def prompt_contexts(rows: list[Row], cfg: DataConfig) -> list[str]:
     """The context each prompt shows: as given, or CREATE statements + a few rows (`schema_sample_rows`)."""
-    if cfg.schema_sample_rows < 0:
-        return [r.context for r in rows]
-    from gemsql.data.schema import context_schema
+    return ["\n".join(b) for b in _prompt_blocks(rows, cfg)]
 
-    cache: dict[str, str] = {}  # paraphrased twins share one context
+
+def _prompt_blocks(rows: list[Row], cfg: DataConfig) -> list[list[str]]:
+    """`prompt_contexts` as blocks: the context as given (one block), or one block per table or view."""
+    if cfg.schema_sample_rows < 0:
+        return [[r.context] for r in rows]
+    from gemsql.data.schema import context_blocks
+
+    cache: dict[str, list[str]] = {}  # paraphrased twins share one context
     shown = []
     for r in rows:
         if r.context not in cache:
             try:
-                cache[r.context] = context_schema(r.context, cfg.schema_sample_rows)
+                cache[r.context] = context_blocks(r.context, cfg.schema_sample_rows)
             except Exception as e:  # sqlite3 errors and sandbox limits alike: the context is unusable
                 raise GemsqlError(f"the context does not run in SQLite: {e}", file=cfg.dataset, row=r.row,
                                   field=cfg.context_column) from None

@@ -14,21 +14,26 @@ import sqlite3
 def read_schema(con: sqlite3.Connection, sample_rows: int = 3) -> str:
     """CREATE statements of every table and view in creation order, each table followed by up to
     `sample_rows` rows as one INSERT."""
-    parts = []
+    return "\n".join(schema_blocks(con, sample_rows))
+
+
+def schema_blocks(con: sqlite3.Connection, sample_rows: int = 3) -> list[str]:
+    """`read_schema` one object at a time: a table's CREATE statement with its sample INSERT, or a view's."""
+    blocks = []
     objects = con.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, rowid"
     ).fetchall()
     for kind, name, ddl in objects:
-        parts.append(ddl.strip().rstrip(";") + ";")
-        if kind != "table" or sample_rows <= 0:
-            continue
-        quoted = quote_identifier(name)
-        rows = con.execute(f"SELECT * FROM {quoted} LIMIT {int(sample_rows)}").fetchall()
-        if rows:
-            values = ", ".join("(" + ", ".join(_literal(v) for v in r) + ")" for r in rows)
-            parts.append(f"INSERT INTO {quoted} VALUES {values};")
-    return "\n".join(parts)
+        block = ddl.strip().rstrip(";") + ";"
+        if kind == "table" and sample_rows > 0:
+            quoted = quote_identifier(name)
+            rows = con.execute(f"SELECT * FROM {quoted} LIMIT {int(sample_rows)}").fetchall()
+            if rows:
+                values = ", ".join("(" + ", ".join(_literal(v) for v in r) + ")" for r in rows)
+                block += f"\nINSERT INTO {quoted} VALUES {values};"
+        blocks.append(block)
+    return blocks
 
 
 def quote_identifier(name: str) -> str:
@@ -36,13 +41,13 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def context_schema(context: str, sample_rows: int) -> str:
-    """`read_schema` of the database a context script builds (run in the evaluation sandbox)."""
+def context_blocks(context: str, sample_rows: int) -> list[str]:
+    """`schema_blocks` of the database a context script builds (run in the evaluation sandbox)."""
     from gemsql.evaluate.sandbox import memory_db
 
     con = memory_db(context)
     try:
-        return read_schema(con, sample_rows)
+        return schema_blocks(con, sample_rows)
     finally:
         con.close()
 
