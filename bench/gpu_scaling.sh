@@ -13,8 +13,12 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # micro-batches again, every rank of every launch profiled (--profile: what bounds a step, GPU busy share, the
 # collectives' time), with the same CPU threads per process for the 1- and 2-GPU launches.
 step "DDP, Gemma 3 270M (real weights), 4 x 512 per GPU, profiled"
-timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 300000 --profile \
+timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --profile \
   --note "profiled, equal CPU threads" --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
+step "DDP, Gemma 3 270M, 4 x 512 per GPU, without DDP's per-step unused-weight search and buffer broadcast"
+timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --profile \
+  --set ddp_find_unused_parameters=false ddp_broadcast_buffers=false \
+  --note "profiled, equal CPU threads, DDP lean" --work "$WORK/sc270lean" --out "$OUT/scaling.json" > "$WORK/sc270lean.log" 2>&1
 step "FSDP-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2 --tokens 60000 --warmup 3 \
   --profile --note "profiled, equal CPU threads" --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # On nvidia-h200-x2: issue #9 first (bench/gpu_scaling.sh, both GPUs), then one job per GPU side by side.
+# About 16 minutes of scaling runs, then about 13 of Spider: with less than 30 minutes of lease, run gpu_scaling.sh alone.
 # The second part is whatever /root/phase2.sh holds when the first ends (a later poll may write it, with a
 # newer copy of the repository); without one, the default below runs.
 #   setsid nohup bash bench/gpu_x2.sh /root/work /root/work/train_real.jsonl.gz > /root/work/job.log 2>&1 &

@@ -112,11 +112,14 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
     if not trainer.accelerator.is_main_process:
         return
     (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]
+    wrapped = trainer.model_wrapped  # what DDP ran with, where it wrapped the model
+    ddp = ({"find_unused_parameters": wrapped.find_unused_parameters, "broadcast_buffers": wrapped.broadcast_buffers}
+           if isinstance(wrapped, torch.nn.parallel.DistributedDataParallel) else None)
     result.write_text(json.dumps({
         "tokens_per_s": round((n1 - n0) / (t1 - t0), 1),
         "peak_gib_per_gpu": round(float(every[:, 0].max()), 2) if torch.cuda.is_available() else None,
         "loss": round(float(every[:, 1].mean()), 4), "trained_tokens": int(n1), "steps": len(marks),
-        "processes": trainer.accelerator.num_processes,
+        "processes": trainer.accelerator.num_processes, **({"ddp": ddp} if ddp else {}),
     }))
 
 

@@ -240,6 +240,19 @@ class TrainConfig:
                   "lower peak memory), off on the CPU."},
     )
     torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=None,
+        metadata={"help": "Several GPUs with DDP: search each step's autograd graph for trainable weights without "
+                  "a gradient. Default: the trainer's choice (on for an adapter model). false skips the search when "
+                  "every trainable weight is used (text models); a model with unused trainable weights (a vision "
+                  "tower's LoRA in text-only training) then stops with DDP's error."},
+    )
+    ddp_broadcast_buffers: bool | None = field(
+        default=None,
+        metadata={"help": "Several GPUs with DDP: send rank 0's buffers to every rank before each forward. Default: "
+                  "the trainer's choice (on without gradient checkpointing). Gemma 3's buffers (rotary tables) never "
+                  "change in training, so false only saves a collective per forward."},
+    )
 
     def __post_init__(self) -> None:
         _check(bool(self.output_dir.strip()), "output_dir", "must not be empty")

@@ -70,6 +70,7 @@ SAME_NAME_IN_TRL = (
     "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "learning_rate",
     "lr_scheduler_type", "warmup_steps", "max_grad_norm", "logging_steps", "save_strategy", "save_steps",
     "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "torch_compile",
+    "ddp_find_unused_parameters", "ddp_broadcast_buffers",
 )
 
 
