@@ -487,6 +487,25 @@ def test_ask_retries_sql_that_fails_on_the_database_with_beams(tmp_path, stop_tr
     assert db.read_bytes() == before
 
 
+def test_ask_repairs_a_column_that_lives_one_foreign_key_away(tmp_path, stop_trained, capsys):
+    import sqlite3
+
+    merged, _ = stop_trained
+    db = tmp_path / "aviary.sqlite"
+    con = sqlite3.connect(db)  # empty tables: sample rows in the prompt would change what the tiny model writes
+    con.executescript("CREATE TABLE birds (id INT); CREATE TABLE ages (bird_id INT REFERENCES birds(id), age INT);")
+    con.close()
+    before = db.read_bytes()
+    ask = ["ask", "--model", str(merged), "--db", str(db), "--execution_guided_beams", "0"]
+    assert main([*ask, "Oldest bird?"]) == 0  # the memorized answer asks birds for an age it does not have
+    assert "error: no such column: age" in capsys.readouterr().out
+    assert main([*ask, "--schema_repair", "true", "Oldest bird?"]) == 0
+    out = capsys.readouterr().out
+    assert "schema repair" in out and "JOIN ages AS J1 ON J1.bird_id = birds.id" in out, out
+    assert "error" not in out and "1 row(s) shown" in out, out
+    assert db.read_bytes() == before
+
+
 def test_generate_command_for_one_question(tmp_path, tiny_model, capsys):
     assert main(["generate", "--model", str(tiny_model), "--question", "How many cats?",
                  "--schema", "CREATE TABLE cats (id INT);", "--max_new_tokens", "4"]) == 0

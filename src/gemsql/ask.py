@@ -31,6 +31,7 @@ class Answer:
     refused: str | None = None  # why the SQL was not run
     schema_rows: int = 0  # sample rows per table that fitted the prompt
     candidate: int = 0  # 0: the greedy answer; k: the greedy answer did not run, the k-th beam did
+    repaired: bool = False  # the answer named a column its tables lack; this is its schema repair (gemsql.repair)
 
 
 def fit_schema(con: sqlite3.Connection, tokenizer, budget_tokens: int) -> tuple[str, int]:
@@ -75,12 +76,15 @@ def ask(
     limits: Limits = Limits(),
     guided_beams: int = 0,
     retry_empty: bool = False,
+    repair: bool = False,
 ) -> Answer:
     """Answer one question: generate SQL for the database (or a given schema) and, with a database, run it.
     `guided_beams` >= 2: SQL that is refused or fails on the database (or on the empty tables of the schema) is
     decoded again with that many beams, and the most likely candidate that runs is taken; with `retry_empty` and a
-    database, SQL that returns no rows there is decoded again too."""
-    from gemsql.generate import generate_sql, load_for_generation, passes, runnable
+    database, SQL that returns no rows there is decoded again too. `repair`: SQL that still fails gets a schema
+    repair where one runs (`gemsql.generate.repaired`)."""
+    from gemsql.generate import context_schemas, generate_sql, load_for_generation, passes, repaired, runnable
+    from gemsql.repair import read_schema
 
     if not question.strip():
         raise GemsqlError("the question is empty")
@@ -98,13 +102,16 @@ def ask(
     try:
         pairs = [(question, schema)]
         gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, progress=False)
+        # checked on the user's database when there is one (read-only), else on a sandboxed copy of the schema
+        runs = schema_runner([schema]) if con is None else (
+            lambda _, sql: check_read_only(sql) is None and passes(run(con, sql, limits), retry_empty))
         if guided_beams >= 2:
-            # on the user's database when there is one (read-only), else on a sandboxed copy of the schema
-            runs = schema_runner([schema]) if con is None else (
-                lambda _, sql: check_read_only(sql) is None and passes(run(con, sql, limits), retry_empty))
             gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
+        if repair:
+            known = read_schema(con) if con is not None else None
+            gens = repaired(gens, runs, context_schemas([schema]) if con is None else lambda _: known)
         (gen,) = gens
-        answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate)
+        answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate, repaired=gen.repaired)
         answer.refused = check_read_only(gen.sql)
         if dialect and not answer.refused:
             answer.transpiled = sqlglot.transpile(gen.sql, read="sqlite", write=dialect)[0]
@@ -124,6 +131,8 @@ def print_answer(answer: Answer, max_rows: int = 50) -> None:
     console = Console()
     if answer.candidate:
         console.print(f"[dim]the first answer did not run; this is beam {answer.candidate} of the retry[/dim]")
+    if answer.repaired:
+        console.print("[dim]the answer named a column its tables lack; this is its schema repair[/dim]")
     console.print(Syntax(answer.sql or "(no SQL)", "sql", word_wrap=True))
     if answer.transpiled:
         console.print(Syntax(answer.transpiled, "sql", word_wrap=True))

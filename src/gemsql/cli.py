@@ -252,7 +252,7 @@ def _generate(cfg, a: GenerateArgs) -> None:
                     max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
                     stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention,
                     guided_beams=cfg.generate.execution_guided_beams, vote=cfg.generate.execution_vote,
-                    retry_empty=cfg.generate.retry_empty_results)
+                    retry_empty=cfg.generate.retry_empty_results, repair=cfg.generate.schema_repair)
     if a.output:
         print(f"wrote {len(gens)} predictions to {a.output}")
     else:
@@ -275,7 +275,7 @@ def _ask(cfg, a: AskArgs, question: str | None) -> None:
     schema = _text_or_file(a.schema) if a.schema else None
     answer = ask(a.model or str(merged_dir(cfg)), question, db=a.db, schema=schema, dialect=a.dialect,
                  max_new_tokens=cfg.generate.max_new_tokens, guided_beams=cfg.generate.execution_guided_beams,
-                 retry_empty=cfg.generate.retry_empty_results, limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
+                 retry_empty=cfg.generate.retry_empty_results, repair=cfg.generate.schema_repair, limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
     print_answer(answer)
 
 

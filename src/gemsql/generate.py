@@ -34,7 +34,8 @@ class Generation:
     stop_reason: str  # "<end_of_turn>" or "<eos>" (the model ended its turn), "statement" (one complete SQL
     # statement, then cut), or "length" (max_new_tokens reached)
     candidate: int = 0  # 0: the greedy answer; k: the k-th beam of execution-guided decoding (see runnable)
-    greedy_sql: str | None = None  # the greedy answer a beam replaced (None when candidate is 0)
+    greedy_sql: str | None = None  # the greedy answer a beam or a repair replaced (None when neither did)
+    repaired: bool = False  # the SQL is a schema repair (gemsql.repair) of the answer before it (see `repaired`)
 
     @property
     def stopped(self) -> bool:
@@ -360,6 +361,51 @@ def execution_guided(
                  batch_size=batch_size, cudnn_attention=cudnn_attention)
 
 
+def repaired(
+    gens: list[Generation], runs: Callable[[int, str], bool], schema: Callable[[int], object]
+) -> list[Generation]:
+    """Schema repair of the answers that still do not pass the database check (`runs`): the first rewrite of
+    `gemsql.repair.repairs` (schema(i): pair i's database schema, None where it cannot be read) that passes takes
+    the answer's place. Run after execution-guided decoding, which fixes more, and more surely, where a beam runs."""
+    from gemsql.repair import repairs
+
+    gens = list(gens)
+    failing = [i for i, g in enumerate(gens) if g.sql.strip() and not runs(i, g.sql)]
+    fixed = 0
+    for i in failing:
+        found = schema(i)
+        fix = next((sql for sql in (repairs(gens[i].sql, found) if found else []) if runs(i, sql)), None)
+        if fix is not None:
+            gens[i] = replace(gens[i], sql=fix, repaired=True, greedy_sql=gens[i].greedy_sql or gens[i].sql)
+            fixed += 1
+    log.info("schema repair: %d of %d answers did not pass the database check; %d repaired", len(failing), len(gens),
+             fixed)
+    return gens
+
+
+def context_schemas(contexts: list[str]) -> Callable[[int], object]:
+    """`schema` for `repaired` in evaluation: the schema of pair i's context database, read once per context."""
+    from gemsql.evaluate.sandbox import memory_db
+    from gemsql.repair import read_schema
+
+    cache: dict[str, object] = {}
+
+    def schema(i: int):
+        if contexts[i] not in cache:
+            try:
+                con = memory_db(contexts[i])
+            except sqlite3.Error:
+                cache[contexts[i]] = None  # a context that does not build: nothing to repair against
+            else:
+                try:
+                    cache[contexts[i]] = read_schema(con)
+                finally:
+                    con.close()
+        return cache[contexts[i]]
+
+    return schema
+
+
 def _until_stop(answer: list[int], stops: list[int], pad: int) -> list[int]:
     cut = min((answer.index(t) for t in stops if t in answer), default=len(answer))
     return [t for t in answer[:cut] if t != pad]
@@ -430,6 +476,7 @@ def generate(
     guided_beams: int = 0,
     vote: bool = False,
     retry_empty: bool = False,
+    repair: bool = False,
 ) -> list[Generation]:
     """Generate for `pairs` and, with `output`, write one JSONL row per pair (all or nothing).
 
@@ -437,24 +484,26 @@ def generate(
     its full context for execution while the prompt showed a shortened one). `guided_beams` >= 2: answers that
     do not run on their context's database (with `retry_empty`, or return no rows) are decoded again with that many
     beams (`runnable`); with `vote`, every answer gets that many beams and the result most candidates agree on wins
-    (`voted`)."""
+    (`voted`). `repair`: answers that still fail get a schema repair where one runs (`repaired`)."""
     from gemsql.files import write_jsonl
 
     extra = extra or [{} for _ in pairs]
     m, tok = load_for_generation(model, adapter)
     gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=batch_size,
                         stop_at_statement_end=stop_at_statement_end, cudnn_attention=cudnn_attention)
+    contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
     if guided_beams >= 2:
-        contexts = [x.get("context", c) for x, (_, c) in zip(extra, pairs)]
         gens = execution_guided(m, tok, pairs, gens, contexts, beams=guided_beams, vote=vote, retry_empty=retry_empty,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size, cudnn_attention=cudnn_attention)
+    if repair:
+        gens = repaired(gens, context_runner(contexts, rows_needed=retry_empty), context_schemas(contexts))
     if output is not None:
         write_jsonl(
             output,
             (
                 {"question": q, "context": c, **x, "prompt_context": c, "prediction": g.sql, "raw": g.raw, "stop_reason": g.stop_reason,
-                 "new_tokens": g.new_tokens, "candidate": g.candidate,
-                 **({"greedy_prediction": g.greedy_sql} if g.candidate else {})}
+                 "new_tokens": g.new_tokens, "candidate": g.candidate, **({"repaired": True} if g.repaired else {}),
+                 **({"greedy_prediction": g.greedy_sql} if g.greedy_sql is not None else {})}
                 for (q, c), g, x in zip(pairs, gens, extra)
             ),
         )

@@ -84,7 +84,8 @@ def evaluate_run(cfg: Config, prepared, elapsed_s: float = 0.0) -> dict:
                  max_new_tokens=cfg.generate.max_new_tokens, batch_size=cfg.generate.generation_batch_size,
                  stop_at_statement_end=cfg.generate.stop_at_statement_end, cudnn_attention=cfg.model.cudnn_attention,
                  guided_beams=cfg.generate.execution_guided_beams if finetuned else 0,
-                 vote=cfg.generate.execution_vote and finetuned, retry_empty=cfg.generate.retry_empty_results)
+                 vote=cfg.generate.execution_vote and finetuned, retry_empty=cfg.generate.retry_empty_results,
+                 repair=cfg.generate.schema_repair and finetuned)
         results[label] = evaluate(out / "predictions.jsonl", out, label=label)
     report = {
         "minutes": round((time.perf_counter() - started) / 60, 2),

@@ -1,0 +1,157 @@
+"""Schema repair: an answer that names a column none of its tables has, rewritten from the database's own schema.
+
+A small model often qualifies a column with the wrong table (`T2.name` where only T1 has `name`), or asks a table for
+a column that lives one foreign key away: it left out a join. When no beam of execution-guided decoding runs either,
+the schema still knows where the column is. `repairs` proposes rewrites, the most conservative first; the caller keeps
+the first that runs on the database (`gemsql.generate.repaired`), so an answer that runs is never touched and a
+rewrite that does not run is never kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from gemsql.data.schema import quote_identifier
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Tables, their columns and the foreign keys between them; names in lower case (SQLite's are case-blind)."""
+
+    columns: dict[str, frozenset[str]]
+    links: tuple[tuple[str, str, str, str], ...]  # (table, column, referenced table, referenced column)
+
+
+def read_schema(con: sqlite3.Connection) -> Schema:
+    """The schema of a database, through SELECTs only (the sandbox's authorizer denies PRAGMA): each table's columns
+    from an empty SELECT, its foreign keys from its CREATE statement."""
+    tables = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL "
+                         "AND name NOT LIKE 'sqlite_%' ORDER BY rowid").fetchall()
+    columns = {}
+    for name, _ in tables:
+        cursor = con.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT 0")
+        columns[name.lower()] = frozenset(d[0].lower() for d in cursor.description)
+    links = []
+    for name, ddl in tables:
+        try:
+            create = sqlglot.parse_one(ddl, read="sqlite")
+        except sqlglot.errors.SqlglotError:
+            continue  # a table the parser cannot read just has no links to offer
+        links += [(name.lower(), *link) for link in _foreign_keys(create, columns)]
+    return Schema(columns, tuple(links))
+
+
+def _foreign_keys(create: exp.Expression, columns: dict[str, frozenset[str]]) -> list[tuple[str, str, str]]:
+    """(column, referenced table, referenced column) of a CREATE TABLE: table constraints and column REFERENCES.
+    A reference without columns names the parent's column of the same name, where it has one."""
+    found = []
+
+    def add(cols: list[str], target: exp.Expression) -> None:
+        table = target.this if isinstance(target, exp.Schema) else target
+        parent = table.name.lower()
+        refs = [c.name.lower() for c in target.expressions] if isinstance(target, exp.Schema) else []
+        for i, col in enumerate(cols):
+            ref = refs[i] if i < len(refs) else col
+            if ref in columns.get(parent, ()):
+                found.append((col, parent, ref))
+
+    for fk in create.find_all(exp.ForeignKey):
+        if fk.args.get("reference") is not None:
+            add([c.name.lower() for c in fk.expressions], fk.args["reference"].this)
+    for column in create.find_all(exp.ColumnDef):
+        for constraint in column.args.get("constraints") or []:
+            if isinstance(constraint.kind, exp.Reference):
+                add([column.name.lower()], constraint.kind.this)
+    return found
+
+
+def repairs(sql: str, schema: Schema) -> list[str]:
+    """Rewrites of a SELECT whose columns are not all in its tables, the most conservative first: (1) a qualified
+    column moved to the one table of the query that has it; (2) the table that has a column none of the query's
+    tables has, joined along a foreign key (either way) to a table of the query. Empty when nothing applies."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return []
+    if not isinstance(tree, exp.Select) or any(s is not tree for s in tree.find_all(exp.Select)):
+        return []  # one query block (no set operation, no subquery): its tables are the scope of every column
+    found = [f for f in (_requalified(tree, schema), _joined(tree, schema)) if f is not None]
+    return list(dict.fromkeys(f.sql(dialect="sqlite") for f in found))
+
+
+def _scope(tree: exp.Select) -> dict[str, str]:
+    """Alias (or name, where none) -> table, lower case, for the tables of the query."""
+    return {(t.alias or t.name).lower(): t.name.lower() for t in tree.find_all(exp.Table)}
+
+
+def _spelled(tree: exp.Select) -> dict[str, str]:
+    """Alias (or name), lower case -> as the query spells it, for the rewrite to keep the query's spelling."""
+    return {(t.alias or t.name).lower(): t.alias or t.name for t in tree.find_all(exp.Table)}
+
+
+def _unknown(tree: exp.Select, scope: dict[str, str], schema: Schema) -> list[exp.Column]:
+    """Columns none of whose possible tables has them (an unqualified name may also be a SELECT alias)."""
+    aliases = {a.alias.lower() for a in tree.expressions if isinstance(a, exp.Alias)}
+    out = []
+    for c in tree.find_all(exp.Column):
+        name, table = c.name.lower(), c.table.lower()
+        if not name or (not table and name in aliases):
+            continue
+        tables = [scope[table]] if table in scope else [] if table else list(scope.values())
+        if not any(name in schema.columns.get(t, ()) for t in tables):
+            out.append(c)
+    return out
+
+
+def _requalified(tree: exp.Select, schema: Schema) -> exp.Select | None:
+    tree = tree.copy()
+    scope, spelled = _scope(tree), _spelled(tree)
+    changed = False
+    for c in _unknown(tree, scope, schema):
+        owners = [alias for alias, t in scope.items() if c.name.lower() in schema.columns.get(t, ())]
+        if c.table and len(owners) == 1:
+            c.set("table", exp.to_identifier(spelled[owners[0]]))
+            changed = True
+    return tree if changed else None
+
+
+def _joined(tree: exp.Select, schema: Schema) -> exp.Select | None:
+    tree = tree.copy()
+    scope, spelled = _scope(tree), _spelled(tree)
+    unknown = _unknown(tree, scope, schema)
+    if not unknown:
+        return None
+    name = unknown[0].name.lower()
+    for owner in (t for t, cols in schema.columns.items() if name in cols and t not in scope.values()):
+        link = _link(owner, scope, schema)
+        if link is None:
+            continue
+        owner_col, alias, col = link
+        new = next(f"J{k}" for k in range(1, len(scope) + 2) if f"j{k}" not in scope)
+        # qualify the query's own columns first: after the join a name both tables have would be ambiguous
+        for c in tree.find_all(exp.Column):
+            owners = [a for a, t in scope.items() if c.name.lower() in schema.columns.get(t, ())]
+            if not c.table and len(owners) == 1:
+                c.set("table", exp.to_identifier(spelled[owners[0]]))
+        for c in unknown:
+            if c.name.lower() in schema.columns[owner]:
+                c.set("table", exp.to_identifier(new))
+        return tree.join(exp.to_table(owner).as_(new),
+                         on=exp.column(owner_col, new).eq(exp.column(col, spelled[alias])))
+    return None
+
+
+def _link(owner: str, scope: dict[str, str], schema: Schema) -> tuple[str, str, str] | None:
+    """(owner's column, alias of a query table, its column) of the first foreign key between `owner` and a table of
+    the query, in either direction."""
+    for table, col, parent, ref in schema.links:
+        for alias, t in scope.items():
+            if table == owner and parent == t:
+                return col, alias, ref
+            if parent == owner and table == t:
+                return ref, alias, col
+    return None
