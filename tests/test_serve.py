@@ -88,6 +88,30 @@ def test_guided_serving_retries_sql_that_fails_on_the_served_schema(served, tmp_
             assert r.json()["sql"] != "SELECT COUNT(*) FROM cats;" and r.json()["columns"]
 
 
+def test_served_sql_naming_a_column_one_foreign_key_away_is_repaired(served, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from gemsql.serve import create_app, load_databases, model_generator
+
+    model, _ = served
+    aviary = _db(tmp_path / "aviary.sqlite", "CREATE TABLE birds (id INT)")
+    con = sqlite3.connect(aviary)
+    con.execute("CREATE TABLE ages (bird_id INT REFERENCES birds(id), age INT)")
+    con.commit()
+    con.close()
+    before = open(aviary, "rb").read()
+    for repair, status in ((False, 422), (True, 200)):  # the memorized answer asks birds for an age they lack
+        generate, tok = model_generator(model, max_new_tokens=24, repair=repair)
+        with TestClient(create_app(generate, load_databases([f"aviary={aviary}"], tok), model_name="tiny")) as client:
+            r = client.post("/v1/sql", json={"question": "Oldest bird?", "db": "aviary"})
+        assert r.status_code == status, r.text
+        if repair:
+            assert "JOIN ages AS J1 ON J1.bird_id = birds.id" in r.json()["sql"] and r.json()["rows"] == [[None]]
+        else:
+            assert r.json()["sql"] == "SELECT MAX(age) FROM birds;" and "no such column: age" in r.json()["detail"]
+    assert open(aviary, "rb").read() == before
+
+
 def test_concurrent_requests_share_batches(model_app):
     client, app = model_app
     batcher = app.state.batcher

@@ -297,7 +297,8 @@ def _serve(cfg, a: ServeArgs) -> None:
                          query=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
     serve(a.model or str(merged_dir(cfg)), a.db, host=a.host, port=a.port,
           token=a.token or os.environ.get("GEMSQL_TOKEN") or None,
-          max_new_tokens=cfg.generate.max_new_tokens, guided_beams=cfg.generate.execution_guided_beams, limits=limits)
+          max_new_tokens=cfg.generate.max_new_tokens, guided_beams=cfg.generate.execution_guided_beams,
+          repair=cfg.generate.schema_repair, limits=limits)
 
 
 def setup_logging(main: bool | None = None) -> None:

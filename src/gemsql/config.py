@@ -313,7 +313,7 @@ class GenerateConfig:
         metadata={"help": "An answer that still fails because it names a column its tables lack is rewritten from "
                   "the database's schema: the column moved to the one table of the query that has it, or that "
                   "column's table joined along a foreign key; the first rewrite that runs is kept (generate, eval, "
-                  "run, ask). Measured on held-out Spider databases: +1.8 to +3.7 points on four models' answers "
+                  "run, ask, serve). Measured on held-out Spider databases: +1.8 to +3.7 points on four models' answers "
                   "(docs/results.md)."},
     )
     execution_vote: bool = field(

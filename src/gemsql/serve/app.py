@@ -230,30 +230,36 @@ async def _reply(send, status: int, detail: str) -> None:
     await JSONResponse({"detail": detail}, status_code=status)({"type": "http"}, None, send)
 
 
-def model_generator(model: str, max_new_tokens: int = 256, guided_beams: int = 0):
+def model_generator(model: str, max_new_tokens: int = 256, guided_beams: int = 0, repair: bool = False):
     """(generate, tokenizer): `generate` maps a batch of (question, schema) pairs to greedy SQL. With
     `guided_beams` >= 2, SQL that is not one read-only statement or fails on its schema (the served database's
-    CREATE statements and sample rows, in a sandboxed in-memory copy) is decoded again with beams."""
+    CREATE statements and sample rows, in a sandboxed in-memory copy) is decoded again with beams; with `repair`,
+    SQL that still fails there gets a schema repair where one runs (`gemsql.generate.repaired`)."""
     from gemsql.ask import schema_runner
-    from gemsql.generate import generate_sql, load_for_generation, runnable
+    from gemsql.generate import context_schemas, generate_sql, load_for_generation, repaired, runnable
 
     m, tok = load_for_generation(model)
 
     def generate(pairs: list[tuple[str, str]]) -> list[str]:
         gens = generate_sql(m, tok, pairs, max_new_tokens=max_new_tokens, batch_size=len(pairs), progress=False)
+        schemas = [schema for _, schema in pairs]
+        runs = schema_runner(schemas)
         if guided_beams >= 2:
-            gens = runnable(m, tok, pairs, gens, schema_runner([schema for _, schema in pairs]),
-                            beams=guided_beams, max_new_tokens=max_new_tokens, batch_size=len(pairs))
+            gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens,
+                            batch_size=len(pairs))
+        if repair:
+            gens = repaired(gens, runs, context_schemas(schemas))
         return [g.sql for g in gens]
 
     return generate, tok
 
 
 def serve(model: str, dbs: list[str], *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_new_tokens: int = 256, guided_beams: int = 0, limits: ServeLimits = ServeLimits()) -> None:
+          max_new_tokens: int = 256, guided_beams: int = 0, repair: bool = False,
+          limits: ServeLimits = ServeLimits()) -> None:
     """Load the model once, read the databases' schemas, then serve until interrupted."""
     import uvicorn
 
-    generate, tok = model_generator(model, max_new_tokens, guided_beams)
+    generate, tok = model_generator(model, max_new_tokens, guided_beams, repair)
     app = create_app(generate, load_databases(dbs, tok), limits=limits, token=token, model_name=str(model))
     uvicorn.run(app, host=host, port=port, log_level="info")
