@@ -106,7 +106,14 @@ def test_eval_scores_the_greedy_answers_that_execution_guided_decoding_replaced(
     assert (m["greedy"]["exec_match"], m["greedy"]["valid"], m["greedy"]["examples"]) == (0.0, 0.5, 2)
     assert "greedy (before the beam retry replaced 1)" in (tmp_path / "eval" / "report.md").read_text()
     verdicts = [json.loads(x) for x in (tmp_path / "eval" / "verdicts.jsonl").read_text().splitlines()]
-    assert [v["candidate"] for v in verdicts] == [2, 0]
+    assert [v["candidate"] for v in verdicts] == [2, 0] and m["repaired"] == 0
+    # schema repair replaced an answer too: counted apart, and the report names both
+    preds.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {**rows[0], "candidate": 0, "repaired": True}]))
+    m = evaluate(preds, tmp_path / "eval")
+    assert (m["replaced"], m["repaired"], m["greedy"]["exec_match"]) == (2, 1, 0.0)
+    assert "greedy (before the beam retry and schema repair replaced 2)" in (tmp_path / "eval" / "report.md").read_text()
+    verdicts = [json.loads(x) for x in (tmp_path / "eval" / "verdicts.jsonl").read_text().splitlines()]
+    assert [v.get("repaired", False) for v in verdicts] == [False, False, True]
     # without the retry's field there is nothing else to score
     preds.write_text(json.dumps(rows[1]) + "\n")
     assert "greedy" not in evaluate(preds, tmp_path / "eval")

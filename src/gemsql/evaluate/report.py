@@ -47,7 +47,8 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
         v = score(r["context"], r["sql"], r["prediction"]).to_dict()
         verdicts.append({"id": r.get("id", f"row-{i}"), "question": r.get("question"), "gold": r["sql"],
                          "prediction": r["prediction"], "metadata": r.get("metadata", {}), **v,
-                         **({"candidate": r["candidate"]} if "candidate" in r else {})})
+                         **({"candidate": r["candidate"]} if "candidate" in r else {}),
+                         **({"repaired": True} if r.get("repaired") else {})})
     breakdown = sorted({k for r in rows for k in (r.get("metadata") or {})})
     metrics = {"label": label, **summarize(verdicts, breakdown)}
     greedy = _greedy_verdicts(rows, verdicts, predictions)
@@ -56,6 +57,7 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
         # measures what the retry is worth on the same model and rows
         metrics["greedy"] = summarize(greedy, breakdown)
         metrics["replaced"] = sum(1 for r in rows if r.get("greedy_prediction") is not None)
+        metrics["repaired"] = sum(1 for r in rows if r.get("repaired"))  # of those, by schema repair
     out = Path(output_dir)
     # metrics.json is the commit mark of the folder: removed first, written last, so when it is there the
     # verdicts and reports beside it are whole and from the same evaluation (the folder also holds the
@@ -70,10 +72,15 @@ def evaluate(predictions: str | Path, output_dir: str | Path, *, label: str = "m
     log.info("%s: execution accuracy %.1f%%, exact match %.1f%%, valid SQL %.1f%% on %d examples", label,
              100 * metrics["exec_match"], 100 * metrics["exact_match"], 100 * metrics["valid"], metrics["examples"])
     if greedy is not None:
-        log.info("%s before execution-guided decoding replaced %d answers: execution accuracy %.1f%%, valid SQL "
-                 "%.1f%%", label, metrics["replaced"], 100 * metrics["greedy"]["exec_match"],
+        log.info("%s before %s replaced %d answers: execution accuracy %.1f%%, valid SQL %.1f%%", label,
+                 _replacers(metrics), metrics["replaced"], 100 * metrics["greedy"]["exec_match"],
                  100 * metrics["greedy"]["valid"])
     return metrics
+
+
+def _replacers(m: dict) -> str:
+    """What replaced greedy answers in a run: the beam retry (or vote), and schema repair where it did."""
+    return "the beam retry and schema repair" if m.get("repaired") else "the beam retry"
 
 
 def _greedy_verdicts(rows: list[dict], verdicts: list[dict], predictions: str | Path) -> list[dict] | None:
@@ -99,7 +106,7 @@ def markdown(runs: list[dict]) -> str:
         lines.append(f"| {m['label']} | {m['examples']} | {m['exec_match']:.1%} | {m['exact_match']:.1%} | {m['valid']:.1%} |")
         if "greedy" in m:
             g = m["greedy"]
-            lines.append(f"| {m['label']}, greedy (before the beam retry replaced {m['replaced']}) | {g['examples']} | "
+            lines.append(f"| {m['label']}, greedy (before {_replacers(m)} replaced {m['replaced']}) | {g['examples']} | "
                          f"{g['exec_match']:.1%} | {g['exact_match']:.1%} | {g['valid']:.1%} |")
     columns = sorted({c for m in runs for c in m.get("by", {})})
     for column in columns:
