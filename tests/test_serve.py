@@ -18,12 +18,24 @@ from conftest import CharTokenizer, free_port
 from gemsql.errors import GemsqlError
 
 
-def _db(path, ddl: str) -> str:
+def _db(path, *ddl: str) -> str:
     con = sqlite3.connect(path)
-    con.execute(ddl)  # empty tables: the schema the model sees is exactly its training prompt
+    for statement in ddl:
+        con.execute(statement)  # empty tables: the schema the model sees is exactly its training prompt
     con.commit()
     con.close()
     return str(path)
+
+
+def _served_answer(model: str, name: str, path: str, question: str, **generator):
+    """The reply of a server of one database to one question, its model wrapped by model_generator(**generator)."""
+    from fastapi.testclient import TestClient
+
+    from gemsql.serve import create_app, load_databases, model_generator
+
+    generate, tok = model_generator(model, max_new_tokens=24, **generator)
+    with TestClient(create_app(generate, load_databases([f"{name}={path}"], tok), model_name="tiny")) as client:
+        return client.post("/v1/sql", json={"question": question, "db": name})
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +79,10 @@ def test_questions_are_answered_from_the_model_and_run_read_only(model_app, serv
 
 
 def test_guided_serving_retries_sql_that_fails_on_the_served_schema(served, tmp_path):
-    from fastapi.testclient import TestClient
-
-    from gemsql.serve import create_app, load_databases, model_generator
-
     model, _ = served
-    shelter = _db(tmp_path / "shelter.sqlite", "CREATE TABLE dogs (name TEXT)")
-    con = sqlite3.connect(shelter)
-    con.execute("CREATE TABLE birds (age INT)")
-    con.commit()
-    con.close()
+    shelter = _db(tmp_path / "shelter.sqlite", "CREATE TABLE dogs (name TEXT)", "CREATE TABLE birds (age INT)")
     for beams, status in ((0, 422), (4, 200)):  # no cats table: the greedy answer fails, a beam that runs does not
-        generate, tok = model_generator(model, max_new_tokens=24, guided_beams=beams)
-        with TestClient(create_app(generate, load_databases([f"shelter={shelter}"], tok), model_name="tiny")) as client:
-            r = client.post("/v1/sql", json={"question": "How many cats?", "db": "shelter"})
+        r = _served_answer(model, "shelter", shelter, "How many cats?", guided_beams=beams)
         assert r.status_code == status, r.text
         if beams == 0:
             assert r.json()["sql"] == "SELECT COUNT(*) FROM cats;" and "no such table: cats" in r.json()["detail"]
@@ -89,21 +91,12 @@ def test_guided_serving_retries_sql_that_fails_on_the_served_schema(served, tmp_
 
 
 def test_served_sql_naming_a_column_one_foreign_key_away_is_repaired(served, tmp_path):
-    from fastapi.testclient import TestClient
-
-    from gemsql.serve import create_app, load_databases, model_generator
-
     model, _ = served
-    aviary = _db(tmp_path / "aviary.sqlite", "CREATE TABLE birds (id INT)")
-    con = sqlite3.connect(aviary)
-    con.execute("CREATE TABLE ages (bird_id INT REFERENCES birds(id), age INT)")
-    con.commit()
-    con.close()
+    aviary = _db(tmp_path / "aviary.sqlite", "CREATE TABLE birds (id INT)",
+                 "CREATE TABLE ages (bird_id INT REFERENCES birds(id), age INT)")
     before = open(aviary, "rb").read()
     for repair, status in ((False, 422), (True, 200)):  # the memorized answer asks birds for an age they lack
-        generate, tok = model_generator(model, max_new_tokens=24, repair=repair)
-        with TestClient(create_app(generate, load_databases([f"aviary={aviary}"], tok), model_name="tiny")) as client:
-            r = client.post("/v1/sql", json={"question": "Oldest bird?", "db": "aviary"})
+        r = _served_answer(model, "aviary", aviary, "Oldest bird?", repair=repair)
         assert r.status_code == status, r.text
         if repair:
             assert "JOIN ages AS J1 ON J1.bird_id = birds.id" in r.json()["sql"] and r.json()["rows"] == [[None]]
