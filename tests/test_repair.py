@@ -4,7 +4,7 @@ import sqlite3
 
 from gemsql.evaluate.sandbox import memory_db
 from gemsql.generate import Generation, context_runner, context_schemas, repaired
-from gemsql.repair import read_schema, repairs
+from gemsql.repair import database_schema, repairs
 
 SHOP = """
 CREATE TABLE people (id INT PRIMARY KEY, name TEXT, city TEXT);
@@ -28,7 +28,7 @@ def _rows(sql: str) -> list:
 def _schema():
     con = memory_db(SHOP)  # the sandbox: its authorizer denies PRAGMA, so the schema is read through SELECTs
     try:
-        return read_schema(con)
+        return database_schema(con)
     finally:
         con.close()
 

@@ -84,7 +84,7 @@ def ask(
     database, SQL that returns no rows there is decoded again too. `repair`: SQL that still fails gets a schema
     repair where one runs (`gemsql.generate.repaired`)."""
     from gemsql.generate import context_schemas, generate_sql, load_for_generation, passes, repaired, runnable
-    from gemsql.repair import read_schema
+    from gemsql.repair import database_schema
 
     if not question.strip():
         raise GemsqlError("the question is empty")
@@ -108,7 +108,7 @@ def ask(
         if guided_beams >= 2:
             gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
         if repair:
-            known = read_schema(con) if con is not None else None
+            known = database_schema(con) if con is not None else None
             gens = repaired(gens, runs, context_schemas([schema]) if con is None else lambda _: known)
         (gen,) = gens
         answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate, repaired=gen.repaired)

@@ -275,7 +275,8 @@ def _ask(cfg, a: AskArgs, question: str | None) -> None:
     schema = _text_or_file(a.schema) if a.schema else None
     answer = ask(a.model or str(merged_dir(cfg)), question, db=a.db, schema=schema, dialect=a.dialect,
                  max_new_tokens=cfg.generate.max_new_tokens, guided_beams=cfg.generate.execution_guided_beams,
-                 retry_empty=cfg.generate.retry_empty_results, repair=cfg.generate.schema_repair, limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
+                 retry_empty=cfg.generate.retry_empty_results, repair=cfg.generate.schema_repair,
+                 limits=Limits(timeout_s=a.query_timeout_s, max_rows=a.max_rows))
     print_answer(answer)
 
 

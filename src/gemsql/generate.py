@@ -384,23 +384,15 @@ def repaired(
 
 
 def context_schemas(contexts: list[str]) -> Callable[[int], object]:
-    """`schema` for `repaired` in evaluation: the schema of pair i's context database, read once per context."""
-    from gemsql.evaluate.sandbox import memory_db
-    from gemsql.repair import read_schema
+    """`schema` for `repaired` in evaluation: the schema of pair i's context database (`gemsql.repair.Schema`), read
+    once per context; None where the context does not build."""
+    from gemsql.repair import database_schema
 
     cache: dict[str, object] = {}
 
     def schema(i: int):
         if contexts[i] not in cache:
-            try:
-                con = memory_db(contexts[i])
-            except sqlite3.Error:
-                cache[contexts[i]] = None  # a context that does not build: nothing to repair against
-            else:
-                try:
-                    cache[contexts[i]] = read_schema(con)
-                finally:
-                    con.close()
+            cache[contexts[i]] = _on_context_db(contexts[i], database_schema)
         return cache[contexts[i]]
 
     return schema
@@ -425,22 +417,27 @@ def passes(result, rows_needed: bool = False) -> bool:
     return result is not None and result.ok and (bool(result.rows) or not rows_needed)
 
 
+def _on_context_db(context: str, fn: Callable[[sqlite3.Connection], object]):
+    """fn(con) on a fresh sandboxed database built from a context (the full one, as scoring executes it); None where
+    the context does not build: nothing can run or be read there."""
+    from gemsql.evaluate.sandbox import memory_db
+
+    try:
+        con = memory_db(context)
+    except sqlite3.Error:
+        return None
+    try:
+        return fn(con)
+    finally:
+        con.close()
+
+
 def _context_results(contexts: list[str]) -> Callable[[int, str], object]:
-    """The sandbox `Result` of pair i's SQL on a fresh database built from contexts[i] (the full context, as scoring
-    executes it); None where the context does not build."""
-    from gemsql.evaluate.sandbox import memory_db, run
+    """The sandbox `Result` of pair i's SQL on a fresh database built from contexts[i]; None where the context does
+    not build (the greedy answer is kept)."""
+    from gemsql.evaluate.sandbox import run
 
-    def result(i: int, sql: str):
-        try:
-            con = memory_db(contexts[i])
-        except sqlite3.Error:
-            return None  # a context that does not build: nothing can run, keep the greedy answer
-        try:
-            return run(con, sql)
-        finally:
-            con.close()
-
-    return result
+    return lambda i, sql: _on_context_db(contexts[i], lambda con: run(con, sql))
 
 
 def context_outcomes(contexts: list[str]) -> Callable[[int, str], Hashable | None]:

@@ -26,7 +26,7 @@ class Schema:
     links: tuple[tuple[str, str, str, str], ...]  # (table, column, referenced table, referenced column)
 
 
-def read_schema(con: sqlite3.Connection) -> Schema:
+def database_schema(con: sqlite3.Connection) -> Schema:
     """The schema of a database, through SELECTs only (the sandbox's authorizer denies PRAGMA): each table's columns
     from an empty SELECT, its foreign keys from its CREATE statement."""
     tables = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL "

@@ -81,8 +81,9 @@ def _prepare(cfg: Config, tokenizer=None) -> Prepared:
         stats["test_groups"] = sorted({str(r.metadata[cfg.data.split_by]) for r, *_ in test})
     out = data_dir(cfg)
     with atomic_dir(out) as tmp:
-        order = random.Random(cfg.train.seed).sample if cfg.data.schema_shuffle else lambda b, n: b
-        write_jsonl(tmp / "train.jsonl", (_record(r, "\n".join(order(b, len(b)))) for r, b, _ in train))
+        rng = random.Random(cfg.train.seed) if cfg.data.schema_shuffle else None  # training rows only
+        write_jsonl(tmp / "train.jsonl", (_record(r, "\n".join(rng.sample(b, len(b)) if rng else b))
+                                          for r, b, _ in train))
         write_jsonl(tmp / "test.jsonl", (_record(r, "\n".join(b)) for r, b, _ in test))
         write_json(tmp / "stats.json", stats)
     log.info("prepared %d train / %d test rows in %s", len(train), len(test), out)
