@@ -15,9 +15,11 @@ if [ -f /root/phase2.sh ]; then
 else
   export OMP_NUM_THREADS=8
   # the sixth session ran three epochs and lr 2e-4, the seventh four epochs and full fine-tuning: docs/results.md
-  step "phase 2 (default): Spider, tables shuffled in training prompts on GPU 0, a cosine schedule on GPU 1"
-  CUDA_VISIBLE_DEVICES=0 spider spider-shuffle --schema_shuffle true &
-  CUDA_VISIBLE_DEVICES=1 spider spider-cosine --lr_scheduler_type cosine &
+  # GPU 0: the shipped config end to end on another split (seed 7: 16 other held-out databases), where schema repair's
+  # rules were not designed; GPU 1: tables shuffled in training prompts
+  step "phase 2 (default): Spider as shipped on the seed-7 split on GPU 0, shuffled tables on GPU 1"
+  CUDA_VISIBLE_DEVICES=0 spider spider-seed7 --seed 7 &
+  CUDA_VISIBLE_DEVICES=1 spider spider-shuffle --schema_shuffle true &
   wait
 fi
 step "all done"
