@@ -6,6 +6,8 @@
     python bench/spider_results.py --work /root/work --merge --variants spider-all spider-fast-2ep
     # RUN:DECODING: the run's model scored again with other decoding (RUN/eval/DECODING/metrics.json)
     python bench/spider_results.py --work /root/work --merge --variants spider-3ep:beams8
+    # a run on another split (another seed) into a file of its own
+    python bench/spider_results.py --work /root/work --merge --variants spider-seed7 --out docs/results/seed7
 
 Each run folder is a `gemsql run` output (report.json, data/stats.json, eval/finetuned/metrics.json);
 the base folder holds the prepared split and eval/metrics.json of the base model's predictions. A run scored
@@ -75,11 +77,15 @@ def main() -> int:
     work, out = Path(a.work), Path(a.out)
     command = "python bench/spider_results.py " + " ".join(sys.argv[1:])
     if a.merge:
-        result = json.loads((out / "spider_heldout.json").read_text())
+        path = out / "spider_heldout.json"
+        result = json.loads(path.read_text()) if path.is_file() else None
         for name in a.variants:
             stats = json.loads((work / name.partition(":")[0] / "data" / "stats.json").read_text())
+            if result is None:  # another split (another seed): a file of its own, its runs as variants
+                result = {"databases": len(stats["test_groups"]), "rows": stats["test"]["rows"],
+                          "test_databases": stats["test_groups"], "variants": {}}
             if sorted(stats["test_groups"]) != sorted(result["test_databases"]) or stats["test"]["rows"] != result["rows"]:
-                sys.exit(f"{work / name}: not the held-out split of {out / 'spider_heldout.json'}")
+                sys.exit(f"{work / name}: not the held-out split of {path}")
             result["variants"][name] = summary(work / name)
         result["config"] = a.config
         earlier = result.pop("commands", [result.pop("command", None)])
@@ -101,8 +107,10 @@ def main() -> int:
         }
     out.mkdir(parents=True, exist_ok=True)
     (out / "spider_heldout.json").write_text(json.dumps(result, indent=2) + "\n")
-    labels = ["base", "tutorial's recipe", "gemsql (same rows)", *result["variants"]]
-    runs = [result["base"], result["tutorial"], result["gemsql"], *result["variants"].values()]
+    compared = [(k, label) for k, label in (("base", "base"), ("tutorial", "tutorial's recipe"),
+                                            ("gemsql", "gemsql (same rows)")) if k in result]
+    labels = [label for _, label in compared] + list(result["variants"])
+    runs = [result[k] for k, _ in compared] + list(result["variants"].values())
     # per run: execution accuracy as scored, valid SQL, and the greedy answers' execution accuracy (the same as the
     # first for a run without execution-guided decoding)
     svg = bars(labels, [{"label": "execution accuracy"}, {"label": "valid SQL"}, {"label": "greedy"}],
