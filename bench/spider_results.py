@@ -28,7 +28,8 @@ from gemsql.evaluate.html import bars
 
 SETTINGS = ("schema_sample_rows", "max_train_rows", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
             "quantization", "lora_r", "lora_alpha", "stop_token_training", "gradient_checkpointing",
-            "execution_guided_beams", "retry_empty_results", "finetuning", "lr_scheduler_type")
+            "execution_guided_beams", "retry_empty_results", "schema_repair", "schema_shuffle", "finetuning",
+            "lr_scheduler_type", "seed")
 
 
 def metrics(run: Path, decoding: str = "finetuned") -> dict:
@@ -83,7 +84,7 @@ def main() -> int:
             stats = json.loads((work / name.partition(":")[0] / "data" / "stats.json").read_text())
             if result is None:  # another split (another seed): a file of its own, its runs as variants
                 result = {"databases": len(stats["test_groups"]), "rows": stats["test"]["rows"],
-                          "test_databases": stats["test_groups"], "variants": {}}
+                          "test_databases": stats["test_groups"], "variants": {}, "commands": []}
             if sorted(stats["test_groups"]) != sorted(result["test_databases"]) or stats["test"]["rows"] != result["rows"]:
                 sys.exit(f"{work / name}: not the held-out split of {path}")
             result["variants"][name] = summary(work / name)
