@@ -107,9 +107,8 @@ def ask(
             lambda _, sql: check_read_only(sql) is None and passes(run(con, sql, limits), retry_empty))
         if guided_beams >= 2:
             gens = runnable(m, tok, pairs, gens, runs, beams=guided_beams, max_new_tokens=max_new_tokens)
-        if repair:
-            known = database_schema(con) if con is not None else None
-            gens = repaired(gens, runs, context_schemas([schema]) if con is None else lambda _: known)
+        if repair:  # the schema is read only for an answer that fails: from the database, or the schema given
+            gens = repaired(gens, runs, context_schemas([schema]) if con is None else lambda _: database_schema(con))
         (gen,) = gens
         answer = Answer(question, gen.sql, schema_rows=rows_in_prompt, candidate=gen.candidate, repaired=gen.repaired)
         answer.refused = check_read_only(gen.sql)
