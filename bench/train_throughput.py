@@ -168,9 +168,17 @@ def profiler_callback(warmup: int, steps: int, out: Path):
 
     class Profile(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
-            self.prof = profile(activities=activities, schedule=schedule(wait=warmup, warmup=1, active=steps))
+            # One cycle only, its events kept when it ends: a repeating schedule starts a new cycle after the
+            # window and clears the events, so reading them at the end of training saw whichever cycle was under
+            # way then (an empty one for the 4B's 17 steps on the H200; another window's steps for the 270M).
+            self.window = None
+            self.prof = profile(activities=activities, on_trace_ready=self.keep,
+                                schedule=schedule(wait=warmup, warmup=1, active=steps, repeat=1))
             self.prof.start()
             self.marks: list[float] = []
+
+        def keep(self, prof):
+            self.window = prof.key_averages()
 
         def on_step_end(self, args, state, control, **kw):
             self.marks.append(time.perf_counter())
@@ -179,10 +187,10 @@ def profiler_callback(warmup: int, steps: int, out: Path):
         def on_train_end(self, args, state, control, **kw):
             self.prof.stop()
             active = self.marks[warmup : warmup + 1 + steps]  # the ends of the steps before and in the window
-            if len(active) < 2:
+            if len(active) < 2 or self.window is None:
                 return
             wall_us = (active[-1] - active[0]) * 1e6 / (len(active) - 1)
-            events = self.prof.key_averages()
+            events = self.window
             gpu_us = kernel_time(events) / steps
             lines = [f"wall per step: {wall_us / 1e3:.1f} ms (profiled steps run slower); GPU kernels per step: "
                      f"{gpu_us / 1e3:.1f} ms ({100 * gpu_us / wall_us:.0f}% busy)", ""]
