@@ -380,6 +380,24 @@ def test_first_statement_cuts_an_answer_after_its_first_complete_statement():
     assert first_statement("SELECT a FROM t") == "SELECT a FROM t"  # nothing completes: all of it
 
 
+def test_extract_sql_starts_at_the_first_word_a_statement_can_start_with():
+    from gemsql.generate import extract_sql
+
+    # stray text before the SQL (a fine-tuned 270M's "거짓" on held-out Spider), labels, fences
+    assert extract_sql("거짓\nSELECT count(*) FROM club") == "SELECT count(*) FROM club"
+    assert extract_sql("거alicieeks SELECT T1.name FROM t AS T1") == "SELECT T1.name FROM t AS T1"
+    assert extract_sql("SQL: select a from t") == "select a from t"
+    assert extract_sql("Answer:\nWITH x AS (SELECT 1) SELECT * FROM x") == "WITH x AS (SELECT 1) SELECT * FROM x"
+    assert extract_sql("```sql\nUPDATE t SET a = 1\n```") == "UPDATE t SET a = 1"
+    # a statement's own words are not cut (an identifier that merely contains a keyword is not a start)
+    assert extract_sql("SELECT deleted_at FROM t") == "SELECT deleted_at FROM t"
+    # prose that holds such a word: the first start whose rest parses
+    assert extract_sql("The query with a join: SELECT a FROM t JOIN u USING (id)") == "SELECT a FROM t JOIN u USING (id)"
+    assert extract_sql("거짓\nSELECT a FROM t WHERE a = = 1") == "SELECT a FROM t WHERE a = = 1"  # nothing parses
+    assert extract_sql("update_log") == "update_log"  # no statement at all: kept as it is, and it will not run
+    assert extract_sql("  ") == ""
+
+
 def _cudnn_flags_seen(model) -> list[bool]:
     """Whether SDPA could pick cuDNN's kernels, recorded at every forward pass of `model`."""
     seen: list[bool] = []
