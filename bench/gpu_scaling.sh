@@ -9,16 +9,16 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # Sixth session: 270M 4 x 512, 4B 4 x 512, 12B 2 x 512 gave 1.67x, 1.45x, 1.39x. Seventh: 4x larger micro-batches
-# made each GPU 3.5x faster and the ratios lower (1.41x, 1.33x, 1.35x; docs/benchmarks.md). Next: the small
-# micro-batches again, every rank of every launch profiled (--profile: what bounds a step, GPU busy share, the
-# collectives' time), with the same CPU threads per process for the 1- and 2-GPU launches.
+# made each GPU 3.5x faster and the ratios lower (1.41x, 1.33x, 1.35x). Eighth, profiled at the small micro-batches:
+# 1.70x for the 270M with the trainer's DDP settings, 1.80x without DDP's unused-weight search and buffer broadcast
+# (gemsql's default since), 1.34x for the 4B (its profile came back empty: fixed); docs/benchmarks.md.
 step "DDP, Gemma 3 270M (real weights), 4 x 512 per GPU, profiled"
 timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --profile \
-  --note "profiled, equal CPU threads" --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
-step "DDP, Gemma 3 270M, 4 x 512 per GPU, without DDP's per-step unused-weight search and buffer broadcast"
+  --note "profiled, equal CPU threads, gemsql's DDP defaults" --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
+step "DDP, Gemma 3 270M, 4 x 512 per GPU, with the trainer's DDP settings (unused-weight search, buffer broadcast)"
 timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --profile \
-  --set ddp_find_unused_parameters=false ddp_broadcast_buffers=false \
-  --note "profiled, equal CPU threads, DDP lean" --work "$WORK/sc270lean" --out "$OUT/scaling.json" > "$WORK/sc270lean.log" 2>&1
+  --set ddp_find_unused_parameters=true ddp_broadcast_buffers=true \
+  --note "profiled, equal CPU threads, trainer's DDP settings" --work "$WORK/sc270full" --out "$OUT/scaling.json" > "$WORK/sc270full.log" 2>&1
 step "FSDP-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2 --tokens 60000 --warmup 3 \
   --profile --note "profiled, equal CPU threads" --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1

@@ -137,6 +137,22 @@ def test_liger_defaults_to_on_only_where_its_kernels_run(monkeypatch):
     assert c.train.use_liger_kernel is False
 
 
+def test_ddp_skips_its_unused_weight_search_for_text_models_only():
+    from types import SimpleNamespace
+
+    from transformers import Gemma3Config, Gemma3TextConfig
+
+    from gemsql.train import ddp_settings
+
+    text, image_text = SimpleNamespace(config=Gemma3TextConfig()), SimpleNamespace(config=Gemma3Config())
+    assert ddp_settings(load_config(None), text) == (False, False)
+    # text-only training leaves a vision tower's weights without gradients: DDP must look for them
+    assert ddp_settings(load_config(None), image_text) == (True, False)
+    c, _, _ = parse_config(["--ddp_find_unused_parameters", "true", "--ddp_broadcast_buffers", "true"])
+    assert ddp_settings(c, text) == (True, True)  # an explicit choice is kept
+    assert ddp_settings(load_config(None, ddp_find_unused_parameters=False), image_text)[0] is False
+
+
 def test_pad_to_multiple_of_defaults_to_128_on_a_gpu_only(tmp_path, monkeypatch):
     import torch
 

@@ -243,15 +243,14 @@ class TrainConfig:
     ddp_find_unused_parameters: bool | None = field(
         default=None,
         metadata={"help": "Several GPUs with DDP: search each step's autograd graph for trainable weights without "
-                  "a gradient. Default: the trainer's choice (on for an adapter model). false skips the search when "
-                  "every trainable weight is used (text models); a model with unused trainable weights (a vision "
-                  "tower's LoRA in text-only training) then stops with DDP's error."},
+                  "a gradient. Default: off for a text model (it uses every weight it trains), on for an image-text "
+                  "model (text-only training leaves the vision tower's weights unused; without the search DDP stops "
+                  "with an error)."},
     )
     ddp_broadcast_buffers: bool | None = field(
         default=None,
         metadata={"help": "Several GPUs with DDP: send rank 0's buffers to every rank before each forward. Default: "
-                  "the trainer's choice (on without gradient checkpointing). Gemma 3's buffers (rotary tables) never "
-                  "change in training, so false only saves a collective per forward."},
+                  "off (Gemma 3's buffers, its rotary tables, never change in training)."},
     )
 
     def __post_init__(self) -> None:
