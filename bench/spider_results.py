@@ -48,6 +48,8 @@ def summary(spec: Path) -> dict:
         g = m["greedy"]
         out["greedy"] = {"ex": g["exec_match"], "exact": g["exact_match"], "valid": g["valid"]}
         out["replaced"] = m["replaced"]
+    if "repaired" in m:  # answers schema repair rewrote (counted in "replaced" too)
+        out["repaired"] = m["repaired"]
     stats = run / "data" / "stats.json"
     if (run / "report.json").is_file() and stats.is_file():
         out["train_rows"] = json.loads(stats.read_text())["train"]["rows"]

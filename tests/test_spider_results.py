@@ -40,7 +40,7 @@ def test_a_run_of_another_split_starts_its_own_file_and_is_refused_by_another(tm
     result = json.loads((out / "spider_heldout.json").read_text())
     assert (result["databases"], result["rows"], sorted(result["test_databases"])) == (2, 120, ["db_a", "db_b"])
     run = result["variants"]["spider-seed7"]
-    assert (run["ex"], run["greedy"]["ex"], run["replaced"]) == (0.4, 0.4 - 0.1, 3)
+    assert (run["ex"], run["greedy"]["ex"], run["replaced"], run["repaired"]) == (0.4, 0.4 - 0.1, 3, 1)
     assert run["settings"] == {"num_train_epochs": 3, "seed": 7, "schema_repair": True}
     assert "base" not in result and (out / "spider_heldout.svg").read_text().startswith("<svg")
     # the same merge again adds no second copy of its command; a run of another split is refused, the file kept
