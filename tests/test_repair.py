@@ -4,7 +4,7 @@ import sqlite3
 
 from gemsql.evaluate.sandbox import memory_db
 from gemsql.generate import Generation, context_runner, context_schemas, repaired
-from gemsql.repair import database_schema, repairs
+from gemsql.repair import Schema, database_schema, repairs
 
 SHOP = """
 CREATE TABLE people (id INT PRIMARY KEY, name TEXT, city TEXT);
@@ -59,6 +59,21 @@ def test_a_column_of_another_table_gets_its_join_along_a_foreign_key_either_way(
     # an aliased query keeps its aliases; the joined table gets a fresh one
     (fix,) = repairs("SELECT T1.kind FROM pets AS T1 WHERE T1.tag = 'blue'", schema)
     assert _rows(fix) == [("dog",)] and " AS T1" in fix
+
+
+def test_a_misspelled_table_is_renamed_to_the_one_spelled_almost_the_same():
+    schema = _schema()
+    # in a subquery too, and a column qualified with the misspelled name still resolves (it becomes the alias)
+    (fix,) = repairs("SELECT kind FROM pets WHERE owner_id IN (SELECT id FROM peoples WHERE peoples.city = 'Oslo')",
+                     schema)
+    assert _rows(fix) == [("cat",), ("owl",)]
+    # then the column rules apply to the renamed query: `tag` lives in tags, one foreign key away from pets
+    renamed, joined = repairs("SELECT T1.kind FROM petss AS T1 WHERE T1.tag = 'red'", schema)
+    assert "FROM pets AS T1" in renamed and "FROM pets AS T1" in joined and _rows(joined) == [("cat",)]
+    # not alike enough, or alike two tables equally: nothing to rename; a CTE's name is not a table
+    assert repairs("SELECT name FROM persons", schema) == []
+    assert repairs("SELECT * FROM tag", Schema({"tags": frozenset({"a"}), "taga": frozenset({"a"})}, ())) == []
+    assert repairs("WITH pet AS (SELECT kind FROM pets) SELECT kind FROM pet", schema) == []
 
 
 def test_nothing_is_proposed_where_nothing_applies():

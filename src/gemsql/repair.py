@@ -1,7 +1,8 @@
 """Schema repair: an answer that names a column none of its tables has, rewritten from the database's own schema.
 
 A small model often qualifies a column with the wrong table (`T2.name` where only T1 has `name`), or asks a table for
-a column that lives one foreign key away: it left out a join. When no beam of execution-guided decoding runs either,
+a column that lives one foreign key away: it left out a join. It also misspells a table the way the tables it trained
+on were spelled (`student_course_enrollment` for `Student_Course_Enrolment`). When no beam of execution-guided decoding runs either,
 the schema still knows where the column is. `repairs` proposes rewrites, the most conservative first; the caller keeps
 the first that runs on the database (`gemsql.generate.repaired`), so an answer that runs is never touched and a
 rewrite that does not run is never kept.
@@ -9,6 +10,7 @@ rewrite that does not run is never kept.
 
 from __future__ import annotations
 
+import difflib
 import sqlite3
 from dataclasses import dataclass
 
@@ -70,17 +72,51 @@ def _foreign_keys(create: exp.Expression, columns: dict[str, frozenset[str]]) ->
 
 
 def repairs(sql: str, schema: Schema) -> list[str]:
-    """Rewrites of a SELECT whose columns are not all in its tables, the most conservative first: (1) a qualified
-    column moved to the one table of the query that has it; (2) the table that has a column none of the query's
-    tables has, joined along a foreign key (either way) to a table of the query. Empty when nothing applies."""
+    """Rewrites of a query that names a table or column its database lacks, the most conservative first: (0) a table
+    the database does not have, renamed to the one table spelled almost the same (any query); then, for a single
+    SELECT whose columns are not all in its tables: (1) a qualified column moved to the one table of the query that
+    has it; (2) the table that has a column none of the query's tables has, joined along a foreign key (either way)
+    to a table of the query. Empty when nothing applies."""
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
     except sqlglot.errors.SqlglotError:
         return []
-    if not isinstance(tree, exp.Select) or any(s is not tree for s in tree.find_all(exp.Select)):
-        return []  # one query block (no set operation, no subquery): its tables are the scope of every column
-    found = [f for f in (_requalified(tree, schema), _joined(tree, schema)) if f is not None]
+    if tree is None:
+        return []
+    renamed = _respelled(tree, schema)
+    found = [renamed] if renamed is not None else []
+    tree = renamed or tree
+    # column rules: one query block (no set operation, no subquery), whose tables are the scope of every column
+    if isinstance(tree, exp.Select) and all(s is tree for s in tree.find_all(exp.Select)):
+        found += [f for f in (_requalified(tree, schema), _joined(tree, schema)) if f is not None]
     return list(dict.fromkeys(f.sql(dialect="sqlite") for f in found))
+
+
+# How alike (difflib's ratio, lower case) a missing table's name and a real one must be to be taken for a misspelling:
+# enrollment/enrolment is 0.98, student/students 0.93; customer_contacts/customer_contact_channels (two tables) 0.81.
+SPELLING_RATIO = 0.88
+
+
+def _respelled(tree: exp.Expression, schema: Schema) -> exp.Expression | None:
+    """The query with each table its database lacks renamed to the one table whose name is spelled almost the same,
+    the old name kept as the alias where it had none (so columns qualified with it still resolve); None when no table
+    is missing, or one has no such single match. The query's own CTE names are not tables to rename."""
+    tree = tree.copy()
+    ctes = {c.alias.lower() for c in tree.find_all(exp.CTE)}
+    missing = [t for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in schema.columns
+               and t.name.lower() not in ctes]
+    if not missing:
+        return None
+    for t in missing:
+        scores = sorted(((difflib.SequenceMatcher(None, t.name.lower(), real).ratio(), real)
+                         for real in schema.columns), reverse=True)
+        if not scores or scores[0][0] < SPELLING_RATIO or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+            return None
+        old = t.name
+        t.set("this", exp.to_identifier(scores[0][1]))
+        if not t.alias:
+            t.set("alias", exp.TableAlias(this=exp.to_identifier(old)))
+    return tree
 
 
 def _scope(tree: exp.Select) -> dict[str, str]:
