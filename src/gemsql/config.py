@@ -309,9 +309,10 @@ class GenerateConfig:
     )
     schema_repair: bool = field(
         default=False,
-        metadata={"help": "An answer that still fails because it names a column its tables lack is rewritten from "
-                  "the database's schema: the column moved to the one table of the query that has it, or that "
-                  "column's table joined along a foreign key; the first rewrite that runs is kept (generate, eval, "
+        metadata={"help": "An answer that still fails because it names a table or column its database lacks is "
+                  "rewritten from the database's schema: a misspelled table renamed to the one spelled almost the "
+                  "same, the column moved to the one table of the query that has it, or that column's table joined "
+                  "along a foreign key; the first rewrite that runs is kept (generate, eval, "
                   "run, ask, serve). Measured on held-out Spider databases: +1.8 to +3.7 points on four models' answers "
                   "(docs/results.md)."},
     )
