@@ -6,5 +6,5 @@ WORK=${1:-/root/work}
 DEST=${2:?where to put results.tgz}
 cd "$WORK" || exit 1
 tar czf "$DEST/results.tgz" --ignore-failed-read $(ls -d *.log out */report.json */report.md */data/stats.json \
-  */adapter/gemsql_config.yaml */full_model/gemsql_config.yaml sc*/*.log sc*/*.profile/*.txt sc4b-profiles/*/*.txt */eval/*/metrics.json */eval/*/verdicts.jsonl */eval/metrics.json */eval/verdicts.jsonl 2>/dev/null) 2>/dev/null
+  */adapter/gemsql_config.yaml */full_model/gemsql_config.yaml sc*/*.log sc*/*.profile/*.txt sc4b-profiles/*/*.txt tt4b-profile/*.txt */eval/*/metrics.json */eval/*/verdicts.jsonl */eval/metrics.json */eval/verdicts.jsonl 2>/dev/null) 2>/dev/null
 ls -la "$DEST"
