@@ -394,6 +394,7 @@ def test_extract_sql_starts_at_the_first_word_a_statement_can_start_with():
     # prose that holds such a word: the first start whose rest parses
     assert extract_sql("The query with a join: SELECT a FROM t JOIN u USING (id)") == "SELECT a FROM t JOIN u USING (id)"
     assert extract_sql("거짓\nSELECT a FROM t WHERE a = = 1") == "SELECT a FROM t WHERE a = = 1"  # nothing parses
+    assert extract_sql("(SELECT a FROM t) UNION SELECT b FROM u") == "(SELECT a FROM t) UNION SELECT b FROM u"
     assert extract_sql("update_log") == "update_log"  # no statement at all: kept as it is, and it will not run
     assert extract_sql("  ") == ""
 

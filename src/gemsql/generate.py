@@ -79,7 +79,7 @@ def extract_sql(text: str) -> str:
         text = m.group(1)
     text = text.strip()
     starts = [s.start() for s in _STATEMENT_START.finditer(text)]
-    if not starts or starts[0] == 0:
+    if not starts or starts[0] == 0 or _parses(text):  # "(SELECT ...) UNION ..." is whole as it is
         return text
     # Prose can hold those words too ("the query with a join: SELECT ..."): the first start whose rest parses wins,
     # else the first start (an answer whose SQL does not parse fails either way).

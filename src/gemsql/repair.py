@@ -1,9 +1,9 @@
-"""Schema repair: an answer that names a column none of its tables has, rewritten from the database's own schema.
+"""Schema repair: an answer that names a table or column its database lacks, rewritten from the database's own schema.
 
 A small model often qualifies a column with the wrong table (`T2.name` where only T1 has `name`), or asks a table for
 a column that lives one foreign key away: it left out a join. It also misspells a table the way the tables it trained
-on were spelled (`student_course_enrollment` for `Student_Course_Enrolment`). When no beam of execution-guided decoding runs either,
-the schema still knows where the column is. `repairs` proposes rewrites, the most conservative first; the caller keeps
+on were spelled (`student_course_enrollment` for `Student_Course_Enrolment`). When no beam of execution-guided
+decoding runs either, the schema still knows where the table or column is. `repairs` proposes rewrites, the most conservative first; the caller keeps
 the first that runs on the database (`gemsql.generate.repaired`), so an answer that runs is never touched and a
 rewrite that does not run is never kept.
 """
