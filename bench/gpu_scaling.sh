@@ -12,18 +12,18 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # made each GPU 3.5x faster and the ratios lower (1.41x, 1.33x, 1.35x). Eighth, profiled at the small micro-batches:
 # 1.70x for the 270M with the trainer's DDP settings, 1.80x without DDP's unused-weight search and buffer broadcast
 # (gemsql's default since), 1.34x for the 4B (its profile came back empty: fixed); docs/benchmarks.md.
-step "DDP, Gemma 3 270M (real weights), 4 x 512 per GPU, profiled"
-timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --profile \
-  --note "profiled, equal CPU threads, gemsql's DDP defaults" --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
-step "DDP, Gemma 3 270M, 4 x 512 per GPU, with the trainer's DDP settings (unused-weight search, buffer broadcast)"
-timeout 600 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --profile \
-  --set ddp_find_unused_parameters=true ddp_broadcast_buffers=true \
-  --note "profiled, equal CPU threads, trainer's DDP settings" --work "$WORK/sc270full" --out "$OUT/scaling.json" > "$WORK/sc270full.log" 2>&1
+step "DDP, Gemma 3 270M (real weights), 4 x 512 per GPU, gemsql's DDP defaults, 3 launches of each, the first profiled"
+timeout 900 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --profile \
+  --note "profiled, equal CPU threads, gemsql's DDP defaults, median of 3" --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
 step "FSDP-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2 --tokens 60000 --warmup 3 \
   --profile --note "profiled, equal CPU threads" --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1
 mkdir -p "$WORK/sc4b-profiles" && cp -r "$WORK"/sc4b/*.profile "$WORK/sc4b-profiles/" 2>/dev/null
 rm -rf "$WORK/sc4b"
+step "DDP, Gemma 3 270M, 4 x 512 per GPU, the trainer's DDP settings (unused-weight search, buffer broadcast), 3 launches"
+timeout 900 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 \
+  --set ddp_find_unused_parameters=true ddp_broadcast_buffers=true \
+  --note "equal CPU threads, trainer's DDP settings, median of 3" --work "$WORK/sc270full" --out "$OUT/scaling.json" > "$WORK/sc270full.log" 2>&1
 step "FSDP-QLoRA, random-init 12B, 2 x 512 per GPU, profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-12b-random --strategy fsdp --gpus 1 2 --tokens 24000 --warmup 3 \
   --micro_batch 2 --profile --note "profiled, equal CPU threads" --work "$WORK/sc12b" --out "$OUT/scaling.json" \

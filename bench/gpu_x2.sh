@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On nvidia-h200-x2: one Spider job per GPU side by side (about 13 minutes), then issue #9's scaling runs on both
-# GPUs (bench/gpu_scaling.sh, about 16 minutes; its records are written launch by launch, so a lease that ends
+# GPUs (bench/gpu_scaling.sh, about 20 minutes; its records are written launch by launch, so a lease that ends
 # early keeps the launches that finished). Spider goes first: a whole run of it fits, a cut scaling run keeps its records.
 # The first part is whatever /root/phase1.sh holds when the job starts; without one, the default below runs.
 #   setsid nohup bash bench/gpu_x2.sh /root/work /root/work/train_real.jsonl.gz > /root/work/job.log 2>&1 &

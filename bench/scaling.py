@@ -12,7 +12,8 @@ with configs/accelerate/fsdp_qlora.yaml or zero3_qlora.yaml for fsdp and zero3, 
 NVLink multicast stays off in every launch (NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1,
 NVSHMEM_DISABLE_NVLS=1). Records: docs/benchmarks/scaling.json, one per (model, strategy, gpus, note):
 {"model", "strategy", "gpus", "tokens_per_s", "peak_gib_per_gpu", "loss", ...}; `speedup` is against the
-1-GPU run of the same invocation.
+1-GPU run of the same invocation. `--repeats 3` launches each GPU count three times, interleaved, and records the
+median launch's tokens/s with every launch's (`tokens_per_s_runs`): two identical launches can differ by a fifth.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import socket
 import subprocess
 import sys
@@ -123,6 +125,48 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
     }))
 
 
+def launch(a, base: dict, path: str, work: Path, gpus: int, env: dict, first: bool) -> dict:
+    """One launch of `gpus` processes on the prepared rows: its figures, or {"error": ...} with the log's end. Only
+    the first launch of a GPU count is profiled (with --profile) and starts its log afresh."""
+    run_dir = work / f"{a.strategy}-{gpus}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.copytree(work / "data", run_dir)  # the same prepared rows
+    config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
+    result = run_dir / "scaling_result.json"
+    cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config), str(result),
+           "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
+    if a.profile and first:
+        cmd += ["--profile_dir", str(run_dir.with_suffix(".profile"))]
+    log = run_dir.with_suffix(".log")
+    with log.open("w" if first else "a") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+    if rc == 0 and result.is_file():
+        return json.loads(result.read_text())
+    return {"error": f"exit {rc}: " + log.read_text()[-400:]}
+
+
+def write_records(a, runs: dict[int, list[dict]], threads: int) -> None:
+    """One record per GPU count launched so far: with --repeats, the median launch's tokens/s and every launch's."""
+    single = None
+    for gpus in sorted(g for g in a.gpus if runs[g]):
+        done = [r for r in runs[gpus] if "tokens_per_s" in r]
+        r = dict(done[0] if len(done) == len(runs[gpus]) else next(r for r in runs[gpus] if "error" in r))
+        if done and "error" not in r and a.repeats > 1:
+            r["tokens_per_s_runs"] = [x["tokens_per_s"] for x in done]
+            r["tokens_per_s"] = round(statistics.median(r["tokens_per_s_runs"]), 1)
+        if gpus == min(a.gpus) and "tokens_per_s" in r:
+            single = r
+        r = {"model": a.model, "strategy": a.strategy, "gpus": gpus, **r, "micro_batch_per_gpu": a.micro_batch,
+             "global_batch": a.micro_batch * max(a.gpus), "omp_threads": threads,
+             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (processes)",
+             "command": "python bench/scaling.py " + " ".join(sys.argv[1:]), **({"note": a.note} if a.note else {})}
+        if single is not None and "tokens_per_s" in r and gpus != min(a.gpus):
+            r["speedup"] = round(r["tokens_per_s"] / single["tokens_per_s"], 2)
+            r["loss_vs_fewest"] = round(r["loss"] / single["loss"] - 1, 4)
+        print(json.dumps(r), flush=True)
+        record(a.out, r, key=("model", "strategy", "gpus", "device", "note"))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m, a model folder, tiny, or a random-init "
@@ -137,6 +181,9 @@ def main() -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--out", default=str(ROOT / "docs/benchmarks/scaling.json"))
     p.add_argument("--note", default="", help="kept with the records (and in their key)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="launch every GPU count this many times, interleaved (1, 2, 1, 2, ...): the records keep each "
+                   "launch's tokens/s and their median (one 270M launch pair on the H200 differed by a fifth)")
     p.add_argument("--profile", action="store_true",
                    help=f"profile {PROFILED_STEPS} steps after the warm-up on every rank into WORK/<strategy>-<gpus>."
                    "profile/rank<N>.txt (GPU busy share, top operators); the timing starts after them")
@@ -168,33 +215,12 @@ def main() -> int:
     # leave a single process all the cores, which would favour the 1-GPU run in any CPU-side work.
     threads = max(1, (os.cpu_count() or 1) // max(a.gpus)) if torch.cuda.is_available() else 1
     env["OMP_NUM_THREADS"] = str(threads)
-    single = None
-    for gpus in sorted(a.gpus):
-        run_dir = work / f"{a.strategy}-{gpus}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        shutil.copytree(work / "data", run_dir)  # the same prepared rows
-        config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
-        result = run_dir / "scaling_result.json"
-        cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config), str(result),
-               "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
-        if a.profile:
-            cmd += ["--profile_dir", str(run_dir.with_suffix(".profile"))]
-        log = run_dir.with_suffix(".log")
-        with log.open("w") as f:
-            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
-        r = json.loads(result.read_text()) if rc == 0 and result.is_file() else {
-            "error": f"exit {rc}: " + log.read_text()[-400:]}
-        if gpus == min(a.gpus) and "tokens_per_s" in r:
-            single = r
-        r = {"model": a.model, "strategy": a.strategy, "gpus": gpus, **r, "micro_batch_per_gpu": a.micro_batch,
-             "global_batch": a.micro_batch * max(a.gpus), "omp_threads": threads,
-             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (processes)",
-             "command": "python bench/scaling.py " + " ".join(sys.argv[1:]), **({"note": a.note} if a.note else {})}
-        if single is not None and "tokens_per_s" in r and gpus != min(a.gpus):
-            r["speedup"] = round(r["tokens_per_s"] / single["tokens_per_s"], 2)
-            r["loss_vs_fewest"] = round(r["loss"] / single["loss"] - 1, 4)
-        print(json.dumps(r), flush=True)
-        record(a.out, r, key=("model", "strategy", "gpus", "device", "note"))
+    runs: dict[int, list[dict]] = {gpus: [] for gpus in a.gpus}
+    for repeat in range(a.repeats):
+        for gpus in sorted(a.gpus):
+            runs[gpus].append(launch(a, base, path, work, gpus, env, first=repeat == 0))
+            # recorded launch by launch: a lease that ends mid-way keeps what finished
+            write_records(a, runs, threads)
     return 0
 
 

@@ -1,0 +1,50 @@
+"""The benchmarks' own machinery: the step profiler (bench/train_throughput.py, used by bench/scaling.py --profile) and
+the scaling records of repeated launches."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from train_throughput import profiler_callback  # noqa: E402
+
+
+def test_the_profile_reports_its_window_when_training_runs_on_well_past_it(tmp_path):
+    """Steps after the window must not replace or clear what it recorded: the H200's 4B profile came back empty
+    because the profiler's schedule repeated and a new, empty cycle was under way when training ended."""
+    out = tmp_path / "rank0.txt"
+    callback = profiler_callback(warmup=2, steps=2, out=out)
+    callback.on_train_begin(None, None, None)
+    a = torch.randn(64, 64)
+    for step in range(20):
+        # only the window's steps (3 and 4, after 2 waiting and 1 warm-up) multiply matrices
+        (a @ a) if step in (3, 4) else (a + a)
+        callback.on_step_end(None, None, None)
+    callback.on_train_end(None, None, None)
+    text = out.read_text()
+    assert text.startswith("wall per step:")
+    cpu_table = text.split("top by CPU time:")[1]
+    assert "aten::mm" in cpu_table and "aten::add" not in cpu_table
+
+
+def test_repeated_scaling_launches_are_recorded_as_their_median_with_every_launch_kept(tmp_path):
+    from argparse import Namespace
+
+    from scaling import write_records
+
+    out = tmp_path / "scaling.json"
+    a = Namespace(gpus=[1, 2], repeats=3, model="tiny", strategy="ddp", micro_batch=4, note="", out=str(out))
+    launch = {"peak_gib_per_gpu": 1.0, "loss": 2.0, "trained_tokens": 100, "steps": 9, "processes": 1}
+    runs = {1: [{**launch, "tokens_per_s": v} for v in (100.0, 80.0, 120.0)],
+            2: [{**launch, "tokens_per_s": v} for v in (150.0, 190.0)]}  # the third 2-GPU launch not done yet
+    write_records(a, runs, threads=1)
+    one, two = json.loads(out.read_text())
+    assert (one["tokens_per_s"], one["tokens_per_s_runs"]) == (100.0, [100.0, 80.0, 120.0])
+    assert (two["tokens_per_s"], two["speedup"]) == (170.0, 1.7)  # the medians' ratio, so far
+    runs[2].append({"error": "exit 1: out of memory"})
+    write_records(a, runs, threads=1)  # a failed launch makes its GPU count's record an error, in place
+    one, two = json.loads(out.read_text())
+    assert two["error"] == "exit 1: out of memory" and "speedup" not in two and one["tokens_per_s"] == 100.0
