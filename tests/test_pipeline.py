@@ -397,6 +397,8 @@ def test_extract_sql_starts_at_the_first_word_a_statement_can_start_with():
     assert extract_sql("(SELECT a FROM t) UNION SELECT b FROM u") == "(SELECT a FROM t) UNION SELECT b FROM u"
     assert extract_sql("update_log") == "update_log"  # no statement at all: kept as it is, and it will not run
     assert extract_sql("  ") == ""
+    deep = "SELECT " + "(" * 3000 + "1" + ")" * 3000
+    assert extract_sql("x " + deep) == deep  # too deep to parse: from the first start, without a crash
 
 
 def _cudnn_flags_seen(model) -> list[bool]:

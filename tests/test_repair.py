@@ -83,6 +83,7 @@ def test_nothing_is_proposed_where_nothing_applies():
                 "SELECT name FROM people WHERE id IN (SELECT owner_id FROM pets WHERE tag = 'red')",  # a subquery
                 "SELECT name FROM people UNION SELECT kind FROM pets WHERE city = 'x'",  # a set operation
                 "SELEC name FROM",  # no SQL
+                "SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM petss",  # nested too deeply to parse
                 "DELETE FROM people WHERE city = 'Oslo'"):  # not a query
         assert repairs(sql, schema) == [], sql
 

@@ -87,13 +87,9 @@ def extract_sql(text: str) -> str:
 
 
 def _parses(sql: str) -> bool:
-    import sqlglot
+    from gemsql.evaluate.score import parse_statements  # never raises, even on an answer nested too deeply
 
-    try:
-        sqlglot.parse(sql, read="sqlite")
-    except sqlglot.errors.SqlglotError:
-        return False
-    return True
+    return isinstance(parse_statements(sql), tuple)
 
 
 class StatementEnd:

@@ -18,6 +18,7 @@ import sqlglot
 from sqlglot import exp
 
 from gemsql.data.schema import quote_identifier
+from gemsql.evaluate.score import parse_statements
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,10 @@ def repairs(sql: str, schema: Schema) -> list[str]:
     SELECT whose columns are not all in its tables: (1) a qualified column moved to the one table of the query that
     has it; (2) the table that has a column none of the query's tables has, joined along a foreign key (either way)
     to a table of the query. Empty when nothing applies."""
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.SqlglotError:
-        return []
-    if tree is None:
-        return []
+    trees = parse_statements(sql)  # never raises, even on an answer nested too deeply
+    if not isinstance(trees, tuple) or len(trees) != 1:
+        return []  # not SQL, or more than one statement
+    tree = trees[0]
     renamed = _respelled(tree, schema)
     found = [renamed] if renamed is not None else []
     tree = renamed or tree
