@@ -11,10 +11,16 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # Sixth session: 270M 4 x 512, 4B 4 x 512, 12B 2 x 512 gave 1.67x, 1.45x, 1.39x. Seventh: 4x larger micro-batches
 # made each GPU 3.5x faster and the ratios lower (1.41x, 1.33x, 1.35x). Eighth, profiled at the small micro-batches:
 # 1.70x for the 270M with the trainer's DDP settings, 1.80x without DDP's unused-weight search and buffer broadcast
-# (gemsql's default since), 1.34x for the 4B (its profile came back empty: fixed); docs/benchmarks.md.
+# (gemsql's default since), 1.34x for the 4B (its profile came back empty: fixed); two identical 1-GPU launches differed
+# by a fifth, so each 270M setting now runs three times (median), and once more with each process bound to its own
+# cores (one rank spent up to twice the other's CPU time outside operators); docs/benchmarks.md.
 step "DDP, Gemma 3 270M (real weights), 4 x 512 per GPU, gemsql's DDP defaults, 3 launches of each, the first profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --profile \
   --note "profiled, equal CPU threads, gemsql's DDP defaults, median of 3" --work "$WORK/sc270" --out "$OUT/scaling.json" > "$WORK/sc270.log" 2>&1
+step "DDP, Gemma 3 270M, 4 x 512 per GPU, gemsql's DDP defaults, each process on its own share of the cores, 3 launches"
+timeout 900 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 \
+  --cpu_binding --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3" --work "$WORK/sc270bound" \
+  --out "$OUT/scaling.json" > "$WORK/sc270bound.log" 2>&1
 step "FSDP-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2 --tokens 60000 --warmup 3 \
   --profile --note "profiled, equal CPU threads" --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1

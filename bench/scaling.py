@@ -71,6 +71,34 @@ def launch_command(strategy: str, gpus: int) -> list[str]:
             "--main_process_port", str(free_port())]
 
 
+def core_share(cpus: list[int], siblings: dict[int, str], rank: int, slots: int) -> list[int]:
+    """Rank `rank`'s share of `cpus` when `slots` processes split them: whole physical cores (a core's hardware threads,
+    `siblings[cpu]` naming its core), contiguous, no core in two shares; logical CPUs where there are fewer physical
+    cores than processes."""
+    cores: dict[str, list[int]] = {}
+    for cpu in cpus:
+        cores.setdefault(siblings.get(cpu, str(cpu)), []).append(cpu)
+    groups = list(cores.values()) if len(cores) >= slots else [[cpu] for cpu in cpus]
+    per = max(1, len(groups) // slots)
+    return [cpu for group in groups[rank * per:(rank + 1) * per] for cpu in group] or cpus
+
+
+def bind_to_core_share(slots: int) -> list[int]:
+    """Bind this process (and the threads it starts later) to its share of the machine's cores (`core_share`, by
+    LOCAL_RANK): launchers leave every process free to run anywhere, and two processes' Python loops then contend
+    for cores and their hardware threads."""
+    cpus = sorted(os.sched_getaffinity(0))
+    siblings = {}
+    for cpu in cpus:
+        try:
+            siblings[cpu] = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
+        except OSError:
+            pass
+    mine = core_share(cpus, siblings, int(os.environ.get("LOCAL_RANK", "0")), slots)
+    os.sched_setaffinity(0, mine)
+    return mine
+
+
 def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro_batch: int, tokens: int) -> Path:
     """The YAML config of one launch: the same global batch for every GPU count."""
     accumulation = most // gpus
@@ -85,7 +113,8 @@ def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro
 PROFILED_STEPS = 3
 
 
-def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path | None = None) -> None:
+def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path | None = None,
+           cpus: list[int] | None = None) -> None:
     """One process of a launch: train until `tokens` (all processes together), then rank 0 writes the figures.
     With `profile`, every rank profiles the steps after the warm-up (one profiler warm-up step, then
     PROFILED_STEPS) into profile/rank<N>.txt, and the timing starts after them: profiled steps run slower."""
@@ -108,8 +137,10 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
     with attention_kernels(cudnn_in_training(cfg)):
         out = trainer.train()
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
-    # each process's peak and mean loss, to every process: the fullest GPU counts, the losses are averaged
-    mine = torch.tensor([[peak, out.training_loss]], dtype=torch.float64, device=trainer.accelerator.device)
+    # each process's peak, mean loss and CPUs (--cpu_binding), to every process: the fullest GPU counts, the losses
+    # are averaged
+    mine = torch.tensor([[peak, out.training_loss, len(cpus or [])]], dtype=torch.float64,
+                        device=trainer.accelerator.device)
     every = trainer.accelerator.gather(mine).cpu()
     if not trainer.accelerator.is_main_process:
         return
@@ -122,6 +153,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
         "peak_gib_per_gpu": round(float(every[:, 0].max()), 2) if torch.cuda.is_available() else None,
         "loss": round(float(every[:, 1].mean()), 4), "trained_tokens": int(n1), "steps": len(marks),
         "processes": trainer.accelerator.num_processes, **({"ddp": ddp} if ddp else {}),
+        **({"cpus_per_process": [int(n) for n in every[:, 2]]} if cpus is not None else {}),
     }))
 
 
@@ -133,10 +165,12 @@ def launch(a, base: dict, path: str, work: Path, gpus: int, env: dict, first: bo
     shutil.copytree(work / "data", run_dir)  # the same prepared rows
     config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
     result = run_dir / "scaling_result.json"
-    cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config), str(result),
-           "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
+    cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config),
+           str(result), "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
     if a.profile and first:
         cmd += ["--profile_dir", str(run_dir.with_suffix(".profile"))]
+    if a.cpu_binding:  # every launch's processes get equal shares: the 1-GPU one the share of one rank of the most
+        cmd += ["--cpu_slots", str(max(a.gpus))]
     log = run_dir.with_suffix(".log")
     with log.open("w" if first else "a") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
@@ -158,6 +192,7 @@ def write_records(a, runs: dict[int, list[dict]], threads: int) -> None:
             single = r
         r = {"model": a.model, "strategy": a.strategy, "gpus": gpus, **r, "micro_batch_per_gpu": a.micro_batch,
              "global_batch": a.micro_batch * max(a.gpus), "omp_threads": threads,
+             **({"cpu_binding": True} if a.cpu_binding else {}),
              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (processes)",
              "command": "python bench/scaling.py " + " ".join(sys.argv[1:]), **({"note": a.note} if a.note else {})}
         if single is not None and "tokens_per_s" in r and gpus != min(a.gpus):
@@ -184,15 +219,21 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=1,
                    help="launch every GPU count this many times, interleaved (1, 2, 1, 2, ...): the records keep each "
                    "launch's tokens/s and their median (one 270M launch pair on the H200 differed by a fifth)")
+    p.add_argument("--cpu_binding", action="store_true",
+                   help="bind each process to its own share of the physical cores (the 1-GPU launch to one rank's "
+                   "share): the 270M's steps are bound by Python, and in the eighth session's profiles one rank "
+                   "spent up to twice the other's CPU time outside operators")
     p.add_argument("--profile", action="store_true",
                    help=f"profile {PROFILED_STEPS} steps after the warm-up on every rank into WORK/<strategy>-<gpus>."
                    "profile/rank<N>.txt (GPU busy share, top operators); the timing starts after them")
     p.add_argument("--worker", nargs=2, metavar=("CONFIG", "RESULT"), help=argparse.SUPPRESS)
     p.add_argument("--profile_dir", help=argparse.SUPPRESS)  # a worker's --profile folder
+    p.add_argument("--cpu_slots", type=int, help=argparse.SUPPRESS)  # a worker's --cpu_binding: processes to share
     a = p.parse_args()
     if a.worker:
         config, result = a.worker
-        worker(Path(config), a.tokens, a.warmup, Path(result), Path(a.profile_dir) if a.profile_dir else None)
+        cpus = bind_to_core_share(a.cpu_slots) if a.cpu_slots else None
+        worker(Path(config), a.tokens, a.warmup, Path(result), Path(a.profile_dir) if a.profile_dir else None, cpus)
         return 0
 
     from gemsql.config import load_config

@@ -36,7 +36,8 @@ def test_repeated_scaling_launches_are_recorded_as_their_median_with_every_launc
     from scaling import write_records
 
     out = tmp_path / "scaling.json"
-    a = Namespace(gpus=[1, 2], repeats=3, model="tiny", strategy="ddp", micro_batch=4, note="", out=str(out))
+    a = Namespace(gpus=[1, 2], repeats=3, model="tiny", strategy="ddp", micro_batch=4, note="", out=str(out),
+                  cpu_binding=False)
     launch = {"peak_gib_per_gpu": 1.0, "loss": 2.0, "trained_tokens": 100, "steps": 9, "processes": 1}
     runs = {1: [{**launch, "tokens_per_s": v} for v in (100.0, 80.0, 120.0)],
             2: [{**launch, "tokens_per_s": v} for v in (150.0, 190.0)]}  # the third 2-GPU launch not done yet
@@ -48,3 +49,15 @@ def test_repeated_scaling_launches_are_recorded_as_their_median_with_every_launc
     write_records(a, runs, threads=1)  # a failed launch makes its GPU count's record an error, in place
     one, two = json.loads(out.read_text())
     assert two["error"] == "exit 1: out of memory" and "speedup" not in two and one["tokens_per_s"] == 100.0
+
+
+def test_cpu_binding_gives_each_process_whole_physical_cores_of_its_own():
+    from scaling import core_share
+
+    # 4 physical cores, hardware threads n and n + 4 on one core (as Linux numbers them)
+    siblings = {cpu: f"{cpu % 4},{cpu % 4 + 4}" for cpu in range(8)}
+    shares = [core_share(list(range(8)), siblings, rank, 2) for rank in range(2)]
+    assert shares == [[0, 4, 1, 5], [2, 6, 3, 7]]
+    assert sorted(core_share(list(range(8)), siblings, 0, 1)) == list(range(8))  # one process: the whole machine
+    # fewer physical cores than processes: logical CPUs are split instead
+    assert [core_share([0, 1], {0: "0-1", 1: "0-1"}, rank, 2) for rank in range(2)] == [[0], [1]]

@@ -151,8 +151,11 @@ def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batc
     bench = Path(__file__).parents[1] / "bench"
     _run([sys.executable, str(bench / "scaling.py"), "--model", "tiny", "--strategy", "ddp", "--gpus", "1", "2",
           "--tokens", "3000", "--set", "lora_dropout=0.0", "learning_rate=5e-3", "--out", str(out),
-          "--work", str(tmp_path / "work"), "--profile"], tmp_path / "log.txt")
+          "--work", str(tmp_path / "work"), "--profile", "--cpu_binding"], tmp_path / "log.txt")
     one, two = json.loads(out.read_text())
+    # --cpu_binding: every process ran on its own share of the cores, the 1-process launch on one rank's share
+    cpus = len(os.sched_getaffinity(0))
+    assert one["cpus_per_process"] == [max(1, cpus // 2)] and two["cpus_per_process"] == [max(1, cpus // 2)] * 2
     # gemsql's DDP defaults for a text model reach DDP (torchrun wraps one CPU process too), and DDP found no
     # trainable weight without a gradient (it would have stopped the run)
     assert one["ddp"] == two["ddp"] == {"find_unused_parameters": False, "broadcast_buffers": False}
