@@ -13,3 +13,13 @@ spider() {  # NAME [overrides...]: configs/spider.yaml as shipped (8 x 1,024, lr
     --evaluate_base false "$@" > "$WORK/$name.log" 2>&1
   step "$name ended: $?"
 }
+
+decode() {  # RUN NAME [overrides...]: RUN's merged model decodes its held-out split again into RUN/eval/NAME, scored there
+  # (`bench/spider_results.py --variants RUN:NAME` collects it)
+  local run=$WORK/$1 name=$2; shift 2
+  timeout 900 python3 -m gemsql generate configs/spider.yaml --model "$run/merged" --input "$run/data/test.jsonl" \
+    --output "$run/eval/$name/predictions.jsonl" "$@" > "$run-$name.log" 2>&1 &&
+    timeout 300 python3 -m gemsql eval configs/spider.yaml --predictions "$run/eval/$name/predictions.jsonl" \
+      --eval_output "$run/eval/$name" >> "$run-$name.log" 2>&1
+  step "$(basename "$run"):$name ended: $?"
+}

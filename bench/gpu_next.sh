@@ -36,7 +36,10 @@ spider spider-seed7-shuffle --seed 7 --schema_shuffle true &
 wait
 export OMP_NUM_THREADS=8
 
-step "part 2 (the GPU to itself): #4 the 4B at 32 x 512 (MFU), 16 x 512 again for the same-run ratio, then profiled"
+step "part 2 (the GPU to itself): #5 the shipped model decoded with 16 beams (8 ship: 4 -> 8 added 2 points)"
+decode spider-shipped2 beams16 --execution_guided_beams 16
+
+step "#4 the 4B at 32 x 512 (MFU), 16 x 512 again for the same-run ratio, then profiled"
 for c in gemsql_mb32x1 gemsql_mb16x1; do
   timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 120000 --work "$WORK/tt4b" \
     --configs $c --note "ninth GPU session, one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
