@@ -31,7 +31,7 @@ class Answer:
     refused: str | None = None  # why the SQL was not run
     schema_rows: int = 0  # sample rows per table that fitted the prompt
     candidate: int = 0  # 0: the greedy answer; k: the greedy answer did not run, the k-th beam did
-    repaired: bool = False  # the answer named a column its tables lack; this is its schema repair (gemsql.repair)
+    repaired: bool = False  # the answer named a table or column its database lacks; this is its schema repair (gemsql.repair)
 
 
 def fit_schema(con: sqlite3.Connection, tokenizer, budget_tokens: int) -> tuple[str, int]:
@@ -131,7 +131,7 @@ def print_answer(answer: Answer, max_rows: int = 50) -> None:
     if answer.candidate:
         console.print(f"[dim]the first answer did not run; this is beam {answer.candidate} of the retry[/dim]")
     if answer.repaired:
-        console.print("[dim]the answer named a column its tables lack; this is its schema repair[/dim]")
+        console.print("[dim]the answer named a table or column its database lacks; this is its schema repair[/dim]")
     console.print(Syntax(answer.sql or "(no SQL)", "sql", word_wrap=True))
     if answer.transpiled:
         console.print(Syntax(answer.transpiled, "sql", word_wrap=True))

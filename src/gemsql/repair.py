@@ -3,9 +3,9 @@
 A small model often qualifies a column with the wrong table (`T2.name` where only T1 has `name`), or asks a table for
 a column that lives one foreign key away: it left out a join. It also misspells a table the way the tables it trained
 on were spelled (`student_course_enrollment` for `Student_Course_Enrolment`). When no beam of execution-guided
-decoding runs either, the schema still knows where the table or column is. `repairs` proposes rewrites, the most conservative first; the caller keeps
-the first that runs on the database (`gemsql.generate.repaired`), so an answer that runs is never touched and a
-rewrite that does not run is never kept.
+decoding runs either, the schema still knows where the table or column is. `repairs` proposes rewrites, the most
+conservative first; the caller keeps the first that runs on the database (`gemsql.generate.repaired`), so an answer
+that runs is never touched and a rewrite that does not run is never kept.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import difflib
 import sqlite3
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 
 from gemsql.data.schema import quote_identifier
@@ -40,11 +39,9 @@ def database_schema(con: sqlite3.Connection) -> Schema:
         columns[name.lower()] = frozenset(d[0].lower() for d in cursor.description)
     links = []
     for name, ddl in tables:
-        try:
-            create = sqlglot.parse_one(ddl, read="sqlite")
-        except sqlglot.errors.SqlglotError:
-            continue  # a table the parser cannot read just has no links to offer
-        links += [(name.lower(), *link) for link in _foreign_keys(create, columns)]
+        trees = parse_statements(ddl)
+        if isinstance(trees, tuple) and trees:  # a table the parser cannot read just has no links to offer
+            links += [(name.lower(), *link) for link in _foreign_keys(trees[0], columns)]
     return Schema(columns, tuple(links))
 
 

@@ -70,7 +70,6 @@ SAME_NAME_IN_TRL = (
     "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "learning_rate",
     "lr_scheduler_type", "warmup_steps", "max_grad_norm", "logging_steps", "save_strategy", "save_steps",
     "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "torch_compile",
-    "ddp_find_unused_parameters", "ddp_broadcast_buffers",
 )
 
 
@@ -170,6 +169,7 @@ def setup(cfg: Config):
         _check_engine(cfg)
         model = get_peft_model(load_model(cfg.model), peft_config(cfg, tokenizer))
         _expose_head_bias(model)
+    # DDP's settings depend on the model (an image-text one keeps the unused-weight search): set once it exists
     args.ddp_find_unused_parameters, args.ddp_broadcast_buffers = ddp_settings(cfg, model)
     trainer = SFTTrainer(
         model=model,
