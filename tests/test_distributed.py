@@ -144,6 +144,27 @@ def test_deepspeed_zero3_two_processes_reach_the_loss_of_one(tmp_path, tiny_mode
         tmp_path / "refused.txt").read_text()
 
 
+def test_fsdp2_trains_the_qlora_model_like_the_whole_model(tmp_path, tiny_model):
+    """FSDP2 as configs/accelerate/fsdp2_qlora.yaml launches it. accelerate refuses FSDP on a CPU, so 2 gloo processes
+    build gemsql's trainer (4-bit base, LoRA, turn-token rows on the embedding tied to the head, the adapter cast to
+    bf16 by TRL) once as is and once with the variables that launch sets, where gemsql shards the model itself:
+    the same loss, gradients and weights after one optimizer step, the 4-bit base split between the processes, and
+    the whole adapter gathered for rank 0 to save."""
+    config = _config(tmp_path, tiny_model, "fsdp2", quantization="4bit", num_rows=40, save_strategy="no")
+    result = tmp_path / "fsdp2.json"
+    _run([sys.executable, "-m", "gemsql", "prepare", str(config)], tmp_path / "log.txt")
+    _run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(free_port()),
+          str(Path(__file__).with_name("fsdp2_worker.py")), str(config), str(result)], tmp_path / "log.txt")
+    r = json.loads(result.read_text())
+    assert r["sharded_loss"] == pytest.approx(r["whole_loss"], rel=1e-5)
+    assert r["grads_differing"] == [] and r["steps_differing"] == []
+    assert r["adapter_keys_equal"] and r["adapter_differing"] == []  # gathered on rank 0, not its shard
+    assert len(r["trainable"]) == 29 and r["adapter_dtypes"] == ["torch.bfloat16"]  # 2 layers x 7 LoRA pairs + rows
+    assert r["base_weight"] == "DTensor" and r["base_local_rows"] * 2 == r["base_rows"]
+    launch = yaml.safe_load((Path(__file__).parents[1] / "configs/accelerate/fsdp2_qlora.yaml").read_text())
+    assert launch["fsdp_config"]["fsdp_version"] == 2 and launch["fsdp_config"]["fsdp_auto_wrap_policy"] == "NO_WRAP"
+
+
 def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batch(tmp_path):
     """bench/scaling.py (the two-GPU issue's benchmark) on this CPU: one launch per process count, the 1-process run
     accumulating two micro-batches per step, so both train the same steps over the same tokens to the same loss."""

@@ -1,5 +1,5 @@
 """What gemsql needs to run unchanged under `accelerate launch` or `torchrun`: who is the main process,
-and "main process first" for work done once (preparing data, converting the embedded model).
+"main process first" for work done once (preparing data, converting the embedded model), and FSDP2's units.
 
 Without a launcher (WORLD_SIZE unset or 1) every helper is a no-op, so single-process runs never
 initialise torch.distributed.
@@ -43,3 +43,36 @@ def _state():
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+def env_flag(name: str, default: str = "false") -> bool:
+    return os.environ.get(name, default).lower() == "true"
+
+
+def fsdp2_launch() -> bool:
+    """Launched by accelerate with FSDP2 (configs/accelerate/fsdp2_qlora.yaml)."""
+    return env_flag("ACCELERATE_USE_FSDP") and os.environ.get("FSDP_VERSION", "1") == "2"
+
+
+def shard_fsdp2(model) -> int:
+    """Shard `model` with FSDP2 once the trainer is built, before it trains: one unit per decoder layer (the classes
+    the model names as not to be split), the root unit for the rest. Returns the number of layer units.
+
+    Left to accelerate, the embedding and the output head get units of their own unless it sees that they share
+    their weight, which it cannot through PEFT's trainable-token wrappers (their `weight` is a merged copy): the
+    shared weight then lands in two units and fully_shard fails (seen on the H200). Sharded here, accelerate
+    finds an FSDP module and leaves it be. The root unit (embedding, head, final norm, the turn-token rows) stays
+    gathered from forward to backward, as accelerate's own unit for the head does. The launch config's
+    fsdp_reshard_after_forward and fsdp_offload_params apply."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or [])
+    kwargs = {"reshard_after_forward": env_flag("FSDP_RESHARD_AFTER_FORWARD", "true"),
+              "offload_policy": CPUOffloadPolicy() if env_flag("FSDP_OFFLOAD_PARAMS") else OffloadPolicy()}
+    # children before parents (a reversed pre-order walk), as fully_shard needs
+    layers = [m for m in reversed(list(model.modules())) if type(m).__name__ in names]
+    for layer in layers:
+        fully_shard(layer, **kwargs)
+    fully_shard(model, **kwargs)
+    return len(layers)

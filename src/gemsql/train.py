@@ -14,7 +14,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from gemsql.config import Config
-from gemsql.distributed import is_main, main_first, wait_for_everyone
+from gemsql.distributed import fsdp2_launch, is_main, main_first, shard_fsdp2, wait_for_everyone
 from gemsql.errors import GemsqlError
 from gemsql.files import write_json
 
@@ -178,6 +178,10 @@ def setup(cfg: Config):
         processing_class=tokenizer,
         callbacks=[CheckpointSeal()],
     )
+    if fsdp2_launch():
+        # Only now: TRL casts a 4-bit model's adapter to bf16 as the trainer is built, and FSDP2 keeps the dtypes it
+        # found (sharded first, the H200 runs failed at the first optimizer step on mismatched dtypes)
+        shard_fsdp2(trainer.model)
     return trainer, tokenizer
 
 

@@ -130,9 +130,13 @@ def attention_kernels(cudnn: bool):
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
-def sharded_launch() -> bool:
-    """Launched by accelerate with FSDP or DeepSpeed: the engine, not gemsql, places the weights."""
-    return any(os.environ.get(v, "false").lower() == "true" for v in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+def engine_places_weights() -> bool:
+    """Launched by accelerate with DeepSpeed or FSDP1: the engine, not gemsql, places the weights. Under FSDP2
+    (configs/accelerate/fsdp2_qlora.yaml) each process quantizes the model on its own GPU and gemsql shards it there
+    (gemsql.distributed.shard_fsdp2)."""
+    from gemsql.distributed import env_flag, fsdp2_launch
+
+    return env_flag("ACCELERATE_USE_DEEPSPEED") or (env_flag("ACCELERATE_USE_FSDP") and not fsdp2_launch())
 
 
 def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | None = None,
@@ -153,9 +157,9 @@ def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | No
             # Storage dtype = compute dtype lets FSDP shard the 4-bit weights like the rest.
             bnb_4bit_quant_storage=dtype,
         )
-        if torch.cuda.is_available() and not sharded_launch():
-            # Each data-parallel process keeps its copy on its own GPU; under FSDP or ZeRO-3 the engine places
-            # the shards.
+        if torch.cuda.is_available() and not engine_places_weights():
+            # Each data-parallel (or FSDP2) process quantizes its copy on its own GPU; under FSDP1 or ZeRO-3 the
+            # engine places the shards.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
     try:
         return model_class(path).from_pretrained(path, **kwargs)

@@ -1,0 +1,82 @@
+"""One process of tests/test_distributed.py's FSDP2 check (run under torchrun, gloo): gemsql's QLoRA trainer (4-bit
+base stored in the compute dtype, LoRA on all linear layers, trainable turn-token rows, the adapter cast by TRL)
+loses and learns the same whether whole or sharded by gemsql's FSDP2 units (gemsql.distributed.shard_fsdp2: one per
+decoder layer, the root unit holding the embedding tied to the output head), one optimizer step included, and
+rank 0 saves the whole adapter.
+
+    torchrun --nproc_per_node 2 tests/fsdp2_worker.py CONFIG.yaml RESULT.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from gemsql.config import load_config
+from gemsql.train import setup
+
+FSDP2_LAUNCH = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}  # what accelerate launch sets for fsdp2_qlora.yaml
+
+
+def local(t: torch.Tensor) -> torch.Tensor:
+    return (t.full_tensor() if hasattr(t, "full_tensor") else t).detach().float().clone()
+
+
+def adapter(model) -> dict[str, torch.Tensor]:
+    """The adapter as the trainer saves it under FSDP2 (accelerate's get_state_dict: the whole model gathered on
+    rank 0, then PEFT's selection); rank 0's."""
+    from peft import get_peft_model_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    if not any(hasattr(p, "full_tensor") for p in model.parameters()):
+        return get_peft_model_state_dict(model)
+    whole = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return get_peft_model_state_dict(model, state_dict=whole) if dist.get_rank() == 0 else {}
+
+
+def one_step(trainer) -> tuple[float, dict, dict, dict]:
+    """Loss, gradients, weights and the saved adapter after one optimizer step, on the same rows whole or
+    sharded."""
+    model = trainer.model
+    model.train()  # bitsandbytes repacks 4-bit weights for CPU inference in eval mode
+    with torch.no_grad():  # LoRA starts as a no-op (B = 0); a trained adapter's B is not, and A's gradient needs it
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.full_like(p, 0.01))
+    ids = torch.randint(4, 200, (2, 48), generator=torch.Generator().manual_seed(1))
+    optimizer = trainer.create_optimizer()
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    grads = {n: local(p.grad) for n, p in model.named_parameters() if p.requires_grad}
+    optimizer.step()
+    return loss.item(), grads, {n: local(p) for n, p in model.named_parameters() if p.requires_grad}, adapter(model)
+
+
+def main(config: str, result: str) -> None:
+    cfg = load_config(config)
+    whole_loss, whole_grads, whole_after, whole_adapter = one_step(setup(cfg)[0])
+    os.environ.update(FSDP2_LAUNCH)
+    trainer = setup(cfg)[0]
+    dtypes = sorted({str(p.dtype) for p in trainer.model.parameters() if p.requires_grad})
+    sharded_loss, grads, after, saved = one_step(trainer)
+    base = next(p for n, p in trainer.model.named_parameters() if n.endswith("q_proj.base_layer.weight"))
+    close = lambda a, b: torch.allclose(a, b, rtol=1e-2, atol=1e-5)  # noqa: E731  (bf16 adapter weights)
+    out = {"whole_loss": whole_loss, "sharded_loss": sharded_loss, "trainable": sorted(whole_grads),
+           "adapter_dtypes": dtypes,
+           "grads_differing": sorted(n for n in whole_grads if not close(whole_grads[n], grads[n])),
+           "steps_differing": sorted(n for n in whole_after if not close(whole_after[n], after[n])),
+           "adapter_keys_equal": sorted(saved) == sorted(whole_adapter) if dist.get_rank() == 0 else None,
+           "adapter_differing": sorted(k for k in saved if not close(saved[k].float(), whole_adapter[k].float())),
+           "base_weight": type(base).__name__, "base_local_rows": base.to_local().shape[0],
+           "base_rows": base.shape[0]}
+    if dist.get_rank() == 0:
+        with open(result, "w") as f:
+            json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
