@@ -8,7 +8,8 @@ per optimizer step, so every run takes the same optimizer steps over the same to
     python bench/scaling.py --model tiny --strategy ddp --gpus 1 2 --tokens 3000           # this CPU (gloo)
 
 Each GPU count is its own launch of this script as a worker (`--worker`): torchrun for ddp, `accelerate launch`
-with configs/accelerate/fsdp_qlora.yaml or zero3_qlora.yaml for fsdp and zero3, as the README's one-liners do.
+with configs/accelerate/fsdp_qlora.yaml (FSDP1), fsdp2_qlora.yaml or zero3_qlora.yaml for fsdp, fsdp2 and zero3,
+as the README's one-liners do.
 NVLink multicast stays off in every launch (NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1,
 NVSHMEM_DISABLE_NVLS=1). Records: docs/benchmarks/scaling.json, one per (model, strategy, gpus, note):
 {"model", "strategy", "gpus", "tokens_per_s", "peak_gib_per_gpu", "loss", ...}; `speedup` is against the
@@ -36,7 +37,7 @@ import yaml
 from results_file import record
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_CONFIGS = {"fsdp": "fsdp_qlora.yaml", "zero3": "zero3_qlora.yaml"}
+LAUNCH_CONFIGS = {"fsdp": "fsdp_qlora.yaml", "fsdp2": "fsdp2_qlora.yaml", "zero3": "zero3_qlora.yaml"}
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
@@ -206,7 +207,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m, a model folder, tiny, or a random-init "
                    "size of bench/train_throughput.py (gemma-3-1b-random, gemma-3-4b-random, gemma-3-12b-random)")
-    p.add_argument("--strategy", choices=["ddp", "fsdp", "zero3"], default="ddp")
+    p.add_argument("--strategy", choices=["ddp", "fsdp", "fsdp2", "zero3"], default="ddp",
+                   help="fsdp: FSDP1 (configs/accelerate/fsdp_qlora.yaml); fsdp2: fsdp2_qlora.yaml")
     p.add_argument("--gpus", type=int, nargs="+", default=[1, 2], help="one launch per count (processes on the CPU)")
     p.add_argument("--micro_batch", type=int, default=4, help="sequences per GPU per micro-batch, the same for all")
     p.add_argument("--tokens", type=int, default=200_000, help="trained tokens per launch (all GPUs together)")
