@@ -15,8 +15,8 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # its own FSDP unit (PEFT's wrap policy); configs/accelerate/fsdp2_qlora.yaml makes one unit per decoder layer. The
 # ninth session's FSDP2 launches failed (accelerate's carve of the tied embedding, then fp32 gradients on TRL's bf16
 # adapter), fixed since and tested on CPU processes only. Here: the 4B and 12B under FSDP2, then a short `gemsql train`
-# under it on both GPUs with checkpoints, the adapter and a resume (the scaling runs save nothing), then the 4B at
-# 16 x 512.
+# under it on both GPUs with checkpoints, the adapter and a resume (the scaling runs save nothing), then the 270M
+# with each process bound to its own cores, then the 4B at 16 x 512.
 step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
 timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp2 --gpus 1 2 --tokens 60000 --warmup 3 \
   --profile --note "FSDP2, profiled, equal CPU threads" --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1
@@ -39,6 +39,12 @@ fsdp2 --max_steps 30
 fsdp2 --max_steps 40
 ls -la "$WORK/fsdp2/adapter" "$WORK/fsdp2/checkpoints" 2>&1 | tail -20
 grep -a "'loss'\|adapter:\|resum\|Error\|error" "$WORK/fsdp2.log" | tail -20
+step "DDP, Gemma 3 270M, 4 x 512 per GPU, gemsql's DDP defaults, each process on its own share of the cores, 3 launches"
+# ninth session without binding: 1.58x (median of 3). Two processes of 16 OpenMP threads each on this machine's 32
+# logical CPUs, plus their Python, NCCL and loader threads, may contend where one process does not.
+timeout 900 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 \
+  --cpu_binding --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3" --work "$WORK/sc270bound" \
+  --out "$OUT/scaling.json" > "$WORK/sc270bound.log" 2>&1
 step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU"
 timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp2 --gpus 1 2 --tokens 160000 --micro_batch 16 \
   --warmup 3 --note "FSDP2, equal CPU threads, micro-batch 16" --work "$WORK/sc4b16" --out "$OUT/scaling.json" \
