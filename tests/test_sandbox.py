@@ -65,6 +65,15 @@ CTX = "CREATE TABLE t (id INT, name TEXT, v REAL); INSERT INTO t VALUES (1,'a',1
         ("UPDATE t SET v = v * 2 WHERE id = 1", "UPDATE t SET v = 3.0 WHERE name = 'a'", True, False),
         ("DELETE FROM t WHERE v < 2", "SELECT 1", False, False),
         ("SELECT 1", "this is not sql", False, False),
+        # the columns in another order, as Spider's test-suite evaluation accepts; rows must still pair up
+        ("SELECT id, name FROM t", "SELECT name, id FROM t", True, False),
+        ("SELECT id, name FROM t ORDER BY v", "SELECT name, id FROM t ORDER BY v DESC", False, False),
+        ("SELECT id, name FROM t", "SELECT name, id FROM t ORDER BY id DESC", True, False),
+        ("SELECT id, v FROM t", "SELECT v, id FROM t", True, False),
+        ("SELECT id, id + 1 FROM t", "SELECT id + 1, id FROM t", True, False),  # overlapping values, still paired
+        ("SELECT id, name FROM t", "SELECT name, name FROM t", False, False),
+        ("SELECT id, name, v FROM t", "SELECT name, id FROM t", False, False),  # a column short
+        ("SELECT id, 4 - id FROM t", "SELECT id, id FROM t", False, False),  # each column matches, the pairs do not
     ],
 )
 def test_score(gold, prediction, exec_match, exact):

@@ -1,7 +1,8 @@
 """Scoring one prediction against its gold query by executing both.
 
 - execution match: SELECTs compare result rows as multisets (as lists when the gold has ORDER BY),
-  numbers with a tolerance; data-changing statements compare the database state they leave.
+  numbers with a tolerance, the prediction's columns in any order (as Spider's test-suite evaluation judges:
+  `SELECT b, a` answers `SELECT a, b`); data-changing statements compare the database state they leave.
 - exact match: equality after sqlglot normalisation (case, whitespace, quoting, trailing ';').
 - valid: the prediction parses and executes on the example's database.
 A gold or context that fails is reported as such (`gold_error`), never raised.
@@ -10,6 +11,7 @@ A gold or context that fails is reported as such (`gold_error`), never raised.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -107,6 +109,28 @@ def _same_rows(a: list[tuple], b: list[tuple], ordered: bool) -> bool:
     return all(_close_row(x, y) for x, y in zip(sorted(na, key=key), sorted(nb, key=key)))
 
 
+MAX_COLUMN_ORDERS = 720  # every order of 6 alike columns; a wider result of alike columns past it counts as no match
+
+
+def _same_result(gold: list[tuple], pred: list[tuple], ordered: bool) -> bool:
+    """The gold's rows, with the prediction's columns taken in any order: the same rows, column for column, under
+    some one-to-one mapping of the columns. Only columns holding the same values can map onto each other, which keeps
+    the orders tried few."""
+    if _same_rows(gold, pred, ordered):
+        return True
+    if len(gold) != len(pred) or not gold or len(gold[0]) != len(pred[0]) or len(gold[0]) < 2:
+        return False
+    n = len(gold[0])
+    values = [Counter(_cell(r[i]) for r in gold) for i in range(n)]
+    pred_values = [Counter(_cell(r[j]) for r in pred) for j in range(n)]
+    candidates = [[j for j in range(n) if pred_values[j] == values[i]] for i in range(n)]
+    orders = (o for o in itertools.product(*candidates) if len(set(o)) == n)
+    for order in itertools.islice(orders, MAX_COLUMN_ORDERS):
+        if _same_rows(gold, [tuple(r[j] for j in order) for r in pred], ordered):
+            return True
+    return False
+
+
 def _close_row(x: tuple, y: tuple) -> bool:
     if len(x) != len(y):
         return False
@@ -157,7 +181,7 @@ def score(context: str, gold: str | list[str], prediction: str, limits: Limits =
         if not valid:
             break
         if _is_query(g):
-            if pred_state is None and _same_rows(gold_result.rows, pred_result.rows, ordered=_ordered(g)):
+            if pred_state is None and _same_result(gold_result.rows, pred_result.rows, ordered=_ordered(g)):
                 return Verdict(True, exact, valid)
         elif pred_state is not None and gold_state is not None:
             if gold_state.keys() == pred_state.keys() and all(
