@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -61,3 +62,31 @@ def test_cpu_binding_gives_each_process_whole_physical_cores_of_its_own():
     assert sorted(core_share(list(range(8)), siblings, 0, 1)) == list(range(8))  # one process: the whole machine
     # fewer physical cores than processes: logical CPUs are split instead
     assert [core_share([0, 1], {0: "0-1", 1: "0-1"}, rank, 2) for rank in range(2)] == [[0], [1]]
+
+
+def test_rescoring_scores_recorded_answers_with_todays_scorer(tmp_path, monkeypatch):
+    """bench/rescore.py joins a run's verdicts with its split again, and `gemsql eval` scores them as it does now: an
+    answer recorded as wrong for its column order counts."""
+    import subprocess
+
+    context = "CREATE TABLE t (id INT, name TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b');"
+    split = [{"id": "r1", "question": "ids and names", "context": context, "sql": "SELECT id, name FROM t"},
+             {"id": "r2", "question": "names", "context": context, "sql": "SELECT name FROM t"}]
+    verdicts = [{"id": "r1", "prediction": "SELECT name, id FROM t", "exec_match": False},
+                {"id": "r2", "prediction": "SELECT id FROM t", "exec_match": False}]
+    for name, rows in (("test.jsonl", split), ("verdicts.jsonl", verdicts)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    predictions = tmp_path / "again" / "predictions.jsonl"
+    import rescore
+
+    monkeypatch.setattr(sys, "argv", ["rescore.py", "--verdicts", str(tmp_path / "verdicts.jsonl"),
+                                      "--test", str(tmp_path / "test.jsonl"), "--out", str(predictions)])
+    assert rescore.main() == 0
+    rc = subprocess.run([sys.executable, "-m", "gemsql", "eval", "--predictions", str(predictions),
+                         "--eval_output", str(tmp_path / "again")], capture_output=True, text=True).returncode
+    assert rc == 0
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["exec_match"] == 0.5
+
+    (tmp_path / "verdicts.jsonl").write_text(json.dumps({"id": "r9", "prediction": "SELECT 1"}) + "\n")
+    with pytest.raises(SystemExit, match="not rows of"):  # an answer of another split
+        rescore.main()
