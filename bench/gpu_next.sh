@@ -5,7 +5,7 @@
 # `pip wheel --no-deps deepspeed` and copy it into .device/bin/wheels/ after pack.sh):
 #   DEVICE_EXTRA="rich peft fastapi uvicorn starlette pydantic pydantic_core annotated-types annotated-doc
 #     typing-inspection anyio sniffio h11 click httpx httpcore idna certifi hjson msgpack ninja py-cpuinfo einops
-#     opentelemetry-api" \
+#     opentelemetry-api accelerate" \
 #     bash ../shared/device/pack.sh .venv/bin/python
 #   setsid nohup bash bench/gpu_next.sh /root/work /root/work/train_real.jsonl.gz > /root/work/job.log 2>&1 &
 # Part 1 trains side by side (a 270M QLoRA run leaves the GPU mostly idle): Spider variants on the whole
@@ -39,20 +39,36 @@ export OMP_NUM_THREADS=8
 step "part 2 (the GPU to itself): #5 the shipped model decoded with 16 beams (8 ship: 4 -> 8 added 2 points)"
 decode spider-shipped2 beams16 --execution_guided_beams 16
 
+step "#9 on one GPU: the 4B through FSDP1 and FSDP2 in one process each, then gemsql train under FSDP2 with a resume"
+# FSDP2 (configs/accelerate/fsdp2_qlora.yaml) has run on CPU processes only (its ninth-session H200 launches failed
+# before two fixes); under FSDP1 one GPU trained the 4B 2.5x slower than without FSDP (seventh session)
+for strategy in fsdp fsdp2; do
+  timeout 400 python3 bench/scaling.py --model gemma-3-4b-random --strategy $strategy --gpus 1 --tokens 30000 --warmup 3 \
+    --note "tenth GPU session, one GPU" --work "$WORK/sc4b1" --out "$OUT/scaling.json" >> "$WORK/sc4b1.log" 2>&1
+done
+python3 -m gemsql prepare configs/builtin-gpu.yaml --num_rows 3000 --test_size 100 --output_dir "$WORK/fsdp2" \
+  > "$WORK/fsdp2.log" 2>&1
+for steps in 30 40; do  # checkpoints at 15 and 30, then resumed from 30
+  timeout 400 python3 -m accelerate.commands.launch --config_file configs/accelerate/fsdp2_qlora.yaml --num_processes 1 \
+    -m gemsql train configs/builtin-gpu.yaml --num_rows 3000 --test_size 100 --save_strategy steps --save_steps 15 \
+    --logging_steps 10 --report_to none --output_dir "$WORK/fsdp2" --max_steps $steps >> "$WORK/fsdp2.log" 2>&1
+  step "fsdp2 to $steps steps: $?"
+done
+
 step "#4 the 4B at 32 x 512 (MFU), 16 x 512 again for the same-run ratio, then profiled"
 for c in gemsql_mb32x1 gemsql_mb16x1; do
   timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 120000 --work "$WORK/tt4b" \
-    --configs $c --note "ninth GPU session, one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
+    --configs $c --note "tenth GPU session, one process per config" --out "$OUT/train_throughput.json" >> "$WORK/tt4b.log" 2>&1
 done
 # what bounds the 4B's step at 16 x 512 (the step profiler keeps its window since the eighth session's fix)
 timeout 240 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 60000 --work "$WORK/tt4b" \
-  --configs gemsql_mb16x1 --profile "$WORK/tt4b-profile" --note "ninth GPU session, profiled" \
+  --configs gemsql_mb16x1 --profile "$WORK/tt4b-profile" --note "tenth GPU session, profiled" \
   --out "$WORK/tt4b-profiled.json" >> "$WORK/tt4b.log" 2>&1
 rm -rf "$WORK/tt4b"
 
 step "#3/#4 evaluation with gemsql's decoding default (no cuDNN attention), batch 1,000 and 128"
 timeout 400 python3 bench/eval_throughput.py --model "$WORK/builtin/merged" --rows 1000 --baseline_rows 20 \
-  --batch_size 1000 128 --cudnn_attention off on --note "ninth GPU session" --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
+  --batch_size 1000 128 --cudnn_attention off on --note "tenth GPU session" --out "$OUT/eval.json" > "$WORK/eval.log" 2>&1
 step "#6: serving load test, the retry off and on (on is the default now)"
 for beams in 0 4; do
   timeout 200 python3 bench/serve_load.py --model "$WORK/builtin/merged" --clients 32 --requests 20 \
