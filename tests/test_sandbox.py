@@ -130,3 +130,23 @@ def test_eval_scores_the_greedy_answers_that_execution_guided_decoding_replaced(
     with pytest.raises(GemsqlError, match="greedy_prediction") as e:
         evaluate(preds, tmp_path / "eval")
     assert "row 1" in str(e.value) and str(preds) in str(e.value)
+
+
+def test_eval_says_why_answers_fail(tmp_path):
+    import json
+
+    from gemsql.evaluate.report import evaluate
+
+    gold = "SELECT name FROM t WHERE v > 2"
+    answers = [gold, "SELECT name FROM t", "SELECT nope FROM t", "SELECT name FROM nope", "SELECT name FROM t WHERE",
+               "SELECT name FROM t", "SELECT COUNT(*) FROM t UNION SELECT id, name FROM t"]
+    rows = [{"context": CTX, "sql": gold, "prediction": a} for a in answers]
+    rows[5]["sql"] = "SELECT missing FROM t"  # a broken gold is the example's failure, not the model's
+    preds = tmp_path / "predictions.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = evaluate(preds, tmp_path / "eval")
+    assert m["failures"] == {"wrong result": 1, "no such column": 1, "no such table": 1, "syntax error": 1,
+                             "other error": 1, "gold fails": 1}
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "### Why answers fail" in report and "| no such column | 1 |" in report
+    assert "<h2>Why answers fail</h2>" in (tmp_path / "eval" / "report.html").read_text()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
+from gemsql.evaluate.score import FAILURES
+
 COLORS = ["#9aa5b1", "#2f80ed", "#27ae60", "#eb5757"]
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#1f2933;padding:0 1rem}
@@ -58,6 +60,14 @@ def page(runs: list[dict], title: str = "gemsql evaluation", flipped: list[dict]
         bars(["execution accuracy", "exact match", "valid SQL"], runs,
               [[m[k] for m in runs] for k in ("exec_match", "exact_match", "valid")]),
     ]
+    kinds = [k for k in FAILURES if any(m.get("failures", {}).get(k) for m in runs)]
+    if kinds:
+        head = "".join(f"<th>{escape(m['label'])}</th>" for m in runs)
+        cells = "".join(
+            f"<tr><td>{escape(k)}</td>"
+            + "".join(f"<td>{m['failures'].get(k, 0) if 'failures' in m else '-'}</td>" for m in runs) + "</tr>"
+            for k in kinds)
+        body += ["<h2>Why answers fail</h2>", f"<table><tr><th>failure</th>{head}</tr>{cells}</table>"]
     for column in sorted({c for m in runs for c in m.get("by", {})}):
         groups = sorted({v for m in runs for v in m.get("by", {}).get(column, {})})
         values = [[(m.get("by", {}).get(column, {}).get(g) or {}).get("exec_match") for m in runs] for g in groups]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from gemsql.errors import GemsqlError
 from gemsql.evaluate.html import page
-from gemsql.evaluate.score import score
+from gemsql.evaluate.score import FAILURES, failure, score
 from gemsql.files import atomic_file, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ def summarize(verdicts: list[dict], breakdown: list[str] = ()) -> dict:
         return out
 
     summary = rates(verdicts)
+    kinds = Counter(failure(v) for v in verdicts)
+    summary["failures"] = {k: kinds[k] for k in FAILURES if kinds[k]}
     for column in breakdown:
         groups: dict[str, list[dict]] = defaultdict(list)
         for r in verdicts:
@@ -108,6 +110,12 @@ def markdown(runs: list[dict]) -> str:
             g = m["greedy"]
             lines.append(f"| {m['label']}, greedy (before {_replacers(m)} replaced {m['replaced']}) | {g['examples']} | "
                          f"{g['exec_match']:.1%} | {g['exact_match']:.1%} | {g['valid']:.1%} |")
+    kinds = [k for k in FAILURES if any(m.get("failures", {}).get(k) for m in runs)]
+    if kinds:
+        lines += ["", "### Why answers fail", "", "| failure | " + " | ".join(m["label"] for m in runs) + " |",
+                  "|---|" + "---:|" * len(runs)]
+        lines += [f"| {k} | " + " | ".join(str(m["failures"].get(k, 0)) if "failures" in m else "-" for m in runs) + " |"
+                  for k in kinds]
     columns = sorted({c for m in runs for c in m.get("by", {})})
     for column in columns:
         lines += ["", f"### Execution accuracy by {column}", "",

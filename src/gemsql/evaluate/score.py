@@ -162,6 +162,31 @@ def _execute(context: str, sql: str, limits: Limits) -> tuple[Result, dict | Non
         con.close()
 
 
+# Why an answer is not a match, in the kinds one acts on differently (a schema the model misreads, SQL it cannot
+# write, a result it gets wrong), in the order reports list them
+FAILURES = ("wrong result", "no such column", "no such table", "syntax error", "time or size limit", "other error",
+            "gold fails")
+
+
+def failure(verdict: dict) -> str | None:
+    """The kind of failure a verdict records (FAILURES), or None for a match."""
+    if verdict["exec_match"]:
+        return None
+    if verdict.get("gold_error"):
+        return "gold fails"
+    if verdict["valid"]:
+        return "wrong result"
+    error = (verdict.get("error") or "").lower()
+    for kind in ("no such column", "no such table"):
+        if error.startswith(kind):
+            return kind
+    if any(s in error for s in ("syntax error", "incomplete", "does not parse")):
+        return "syntax error"
+    if any(s in error for s in ("time limit", "too big", "too many", "memory")):
+        return "time or size limit"
+    return "other error"
+
+
 def score(context: str, gold: str | list[str], prediction: str, limits: Limits = Limits()) -> Verdict:
     """Judge one prediction; `gold` may list alternatives, any of which counts."""
     golds = [gold] if isinstance(gold, str) else list(gold)
