@@ -105,3 +105,18 @@ def test_repair_replaces_only_answers_that_fail_and_only_with_one_that_runs():
     gens[1] = Generation(sql="SELECT kind FROM pets WHERE city = 'Paris'", raw="", new_tokens=1, stop_reason="x")
     out = repaired(gens, context_runner(contexts, rows_needed=True), context_schemas(contexts))
     assert not out[1].repaired
+
+
+def test_a_misspelled_column_is_renamed_to_the_one_of_the_querys_tables_spelled_almost_the_same():
+    schema = _schema()
+    (fix,) = repairs("SELECT name FROM people WHERE citys = 'Oslo'", schema)
+    assert _rows(fix) == [("Ann",)]
+    # qualified with the wrong alias as well: the rename takes the table of the column it picks
+    (fix,) = repairs("SELECT T1.kinds FROM people AS T1 JOIN pets AS T2 ON T1.id = T2.owner_id WHERE T1.name = 'Bo'",
+                     schema)
+    assert _rows(fix) == [("dog",)] and "T2.kind" in fix
+    # only the query's own tables: `tags` (one foreign key away) is the join rule's; not alike enough: nothing
+    assert repairs("SELECT name FROM people WHERE cty = 'Oslo'", schema) == []
+    # alike two columns equally: nothing
+    two = Schema({"t": frozenset({"colour_a", "colour_b"})}, ())
+    assert repairs("SELECT colour_c FROM t", two) == []

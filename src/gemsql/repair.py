@@ -1,8 +1,8 @@
 """Schema repair: an answer that names a table or column its database lacks, rewritten from the database's own schema.
 
 A small model often qualifies a column with the wrong table (`T2.name` where only T1 has `name`), or asks a table for
-a column that lives one foreign key away: it left out a join. It also misspells a table the way the tables it trained
-on were spelled (`student_course_enrollment` for `Student_Course_Enrolment`). When no beam of execution-guided
+a column that lives one foreign key away: it left out a join. It also misspells a table or column the way the ones it
+trained on were spelled (`student_course_enrollment` for `Student_Course_Enrolment`). When no beam of execution-guided
 decoding runs either, the schema still knows where the table or column is. `repairs` proposes rewrites, the most
 conservative first; the caller keeps the first that runs on the database (`gemsql.generate.repaired`), so an answer
 that runs is never touched and a rewrite that does not run is never kept.
@@ -73,7 +73,8 @@ def repairs(sql: str, schema: Schema) -> list[str]:
     """Rewrites of a query that names a table or column its database lacks, the most conservative first: (0) a table
     the database does not have, renamed to the one table spelled almost the same (any query); then, for a single
     SELECT whose columns are not all in its tables: (1) a qualified column moved to the one table of the query that
-    has it; (2) the table that has a column none of the query's tables has, joined along a foreign key (either way)
+    has it; (2) a column none of the query's tables has, renamed to the one column of those tables spelled almost the
+    same; (3) the table that has a column none of the query's tables has, joined along a foreign key (either way)
     to a table of the query. Empty when nothing applies."""
     trees = parse_statements(sql)  # never raises, even on an answer nested too deeply
     if not isinstance(trees, tuple) or len(trees) != 1:
@@ -84,11 +85,13 @@ def repairs(sql: str, schema: Schema) -> list[str]:
     tree = renamed or tree
     # column rules: one query block (no set operation, no subquery), whose tables are the scope of every column
     if isinstance(tree, exp.Select) and all(s is tree for s in tree.find_all(exp.Select)):
-        found += [f for f in (_requalified(tree, schema), _joined(tree, schema)) if f is not None]
+        found += [f for f in (_requalified(tree, schema), _respelled_columns(tree, schema), _joined(tree, schema))
+                  if f is not None]
     return list(dict.fromkeys(f.sql(dialect="sqlite") for f in found))
 
 
-# How alike (difflib's ratio, lower case) a missing table's name and a real one must be to be taken for a misspelling:
+# How alike (difflib's ratio, lower case) a missing table's or column's name and a real one must be to be taken for a
+# misspelling:
 # enrollment/enrolment is 0.98, student/students 0.93; customer_contacts/customer_contact_channels (two tables) 0.81.
 SPELLING_RATIO = 0.88
 
@@ -149,6 +152,28 @@ def _requalified(tree: exp.Select, schema: Schema) -> exp.Select | None:
             c.set("table", exp.to_identifier(spelled[owners[0]]))
             changed = True
     return tree if changed else None
+
+
+def _respelled_columns(tree: exp.Select, schema: Schema) -> exp.Select | None:
+    """The query with each column none of its tables has renamed to the one column of those tables spelled almost the
+    same (`date_of_enrollment` for `date_of_enrolment`), qualified with that column's table where it was qualified;
+    None when a column has no such single match."""
+    tree = tree.copy()
+    scope, spelled = _scope(tree), _spelled(tree)
+    unknown = _unknown(tree, scope, schema)
+    if not unknown:
+        return None
+    for c in unknown:
+        scores = sorted(((difflib.SequenceMatcher(None, c.name.lower(), real).ratio(), real, alias)
+                         for alias, t in scope.items() for real in schema.columns.get(t, ())), reverse=True)
+        # one best column: the same name in two of the query's tables is as ambiguous as two close names
+        if not scores or scores[0][0] < SPELLING_RATIO or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+            return None
+        _, real, alias = scores[0]
+        c.set("this", exp.to_identifier(real))
+        if c.table:
+            c.set("table", exp.to_identifier(spelled[alias]))
+    return tree
 
 
 def _joined(tree: exp.Select, schema: Schema) -> exp.Select | None:
