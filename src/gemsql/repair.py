@@ -96,6 +96,16 @@ def repairs(sql: str, schema: Schema) -> list[str]:
 SPELLING_RATIO = 0.88
 
 
+def _closest(name: str, candidates: list[tuple[str, object]]):
+    """The value of the one candidate (spelling, value) spelled most like `name` (lower case), if it is alike enough
+    (SPELLING_RATIO) and no other is as alike; else None."""
+    scores = sorted(((difflib.SequenceMatcher(None, name.lower(), spelling).ratio(), i)
+                     for i, (spelling, _) in enumerate(candidates)), reverse=True)
+    if not scores or scores[0][0] < SPELLING_RATIO or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+        return None
+    return candidates[scores[0][1]][1]
+
+
 def _respelled(tree: exp.Expression, schema: Schema) -> exp.Expression | None:
     """The query with each table its database lacks renamed to the one table whose name is spelled almost the same,
     the old name kept as the alias where it had none (so columns qualified with it still resolve); None when no table
@@ -107,12 +117,11 @@ def _respelled(tree: exp.Expression, schema: Schema) -> exp.Expression | None:
     if not missing:
         return None
     for t in missing:
-        scores = sorted(((difflib.SequenceMatcher(None, t.name.lower(), real).ratio(), real)
-                         for real in schema.columns), reverse=True)
-        if not scores or scores[0][0] < SPELLING_RATIO or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+        real = _closest(t.name, [(name, name) for name in schema.columns])
+        if real is None:
             return None
         old = t.name
-        t.set("this", exp.to_identifier(scores[0][1]))
+        t.set("this", exp.to_identifier(real))
         if not t.alias:
             t.set("alias", exp.TableAlias(this=exp.to_identifier(old)))
     return tree
@@ -164,12 +173,12 @@ def _respelled_columns(tree: exp.Select, schema: Schema) -> exp.Select | None:
     if not unknown:
         return None
     for c in unknown:
-        scores = sorted(((difflib.SequenceMatcher(None, c.name.lower(), real).ratio(), real, alias)
-                         for alias, t in scope.items() for real in schema.columns.get(t, ())), reverse=True)
         # one best column: the same name in two of the query's tables is as ambiguous as two close names
-        if not scores or scores[0][0] < SPELLING_RATIO or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+        best = _closest(c.name, [(real, (real, alias)) for alias, t in scope.items()
+                                 for real in schema.columns.get(t, ())])
+        if best is None:
             return None
-        _, real, alias = scores[0]
+        real, alias = best
         c.set("this", exp.to_identifier(real))
         if c.table:
             c.set("table", exp.to_identifier(spelled[alias]))
