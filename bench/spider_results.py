@@ -8,6 +8,9 @@
     python bench/spider_results.py --work /root/work --merge --variants spider-3ep:beams8
     # a run on another split (another seed) into a file of its own
     python bench/spider_results.py --work /root/work --merge --variants spider-seed7 --out docs/results/seed7
+    # --shipped RUN: RUN (one of --variants) is configs/spider.yaml as shipped, trained and decoded end to end; its
+    # figures also go under "shipped" (what a user of the config gets; "gemsql" stays the same-rows comparison)
+    python bench/spider_results.py --work /root/work --merge --variants spider-s42 --shipped spider-s42
 
 Each run folder is a `gemsql run` output (report.json, data/stats.json, eval/finetuned/metrics.json);
 the base folder holds the prepared split and eval/metrics.json of the base model's predictions. A run scored
@@ -74,9 +77,13 @@ def main() -> int:
     p.add_argument("--variants", nargs="*", default=[])
     p.add_argument("--merge", action="store_true",
                    help="add --variants to the JSON already in --out (same split) instead of starting anew")
+    p.add_argument("--shipped", help="the one of --variants that is --config as shipped, end to end: recorded again "
+                   "under \"shipped\" with its name")
     p.add_argument("--config", default="configs/spider.yaml")
     p.add_argument("--out", default="docs/results")
     a = p.parse_args()
+    if a.shipped and a.shipped not in a.variants:
+        p.error("--shipped names one of --variants")
     work, out = Path(a.work), Path(a.out)
     command = "python bench/spider_results.py " + " ".join(sys.argv[1:])
     if a.merge:
@@ -108,6 +115,8 @@ def main() -> int:
             "config": a.config,
             "commands": [command],
         }
+    if a.shipped:
+        result["shipped"] = {"run": a.shipped, **result["variants"][a.shipped]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "spider_heldout.json").write_text(json.dumps(result, indent=2) + "\n")
     compared = [(k, label) for k, label in (("base", "base"), ("tutorial", "tutorial's recipe"),

@@ -26,10 +26,10 @@ def _run_folder(work: Path, name: str, groups: list[str], rows: int, ex: float, 
     (run / "adapter" / "gemsql_config.yaml").write_text(yaml.safe_dump({"num_train_epochs": 3, **settings}))
 
 
-def _collect(work: Path, out: Path, *variants: str) -> subprocess.CompletedProcess:
+def _collect(work: Path, out: Path, *variants: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run([sys.executable, str(ROOT / "bench" / "spider_results.py"), "--work", str(work), "--merge",
-                           "--variants", *variants, "--out", str(out)], capture_output=True, text=True, env=env)
+                           "--variants", *variants, "--out", str(out), *extra], capture_output=True, text=True, env=env)
 
 
 def test_a_run_of_another_split_starts_its_own_file_and_is_refused_by_another(tmp_path):
@@ -48,4 +48,17 @@ def test_a_run_of_another_split_starts_its_own_file_and_is_refused_by_another(tm
     assert len(json.loads((out / "spider_heldout.json").read_text())["commands"]) == 1
     refused = _collect(work, out, "spider-other")
     assert refused.returncode != 0 and "not the held-out split of" in refused.stderr
+    assert json.loads((out / "spider_heldout.json").read_text()) == result
+
+
+def test_the_shipped_run_is_recorded_under_its_own_key_and_must_be_one_of_the_variants(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "results"
+    _run_folder(work, "spider-a", ["db_a"], 100, 0.38, schema_shuffle=False)
+    _run_folder(work, "spider-b", ["db_a"], 100, 0.42, schema_shuffle=True)
+    assert _collect(work, out, "spider-a", "spider-b", extra=("--shipped", "spider-b")).returncode == 0
+    result = json.loads((out / "spider_heldout.json").read_text())
+    assert result["shipped"] == {"run": "spider-b", **result["variants"]["spider-b"]}
+    assert result["shipped"]["ex"] == 0.42 and result["shipped"]["settings"]["schema_shuffle"] is True
+    refused = _collect(work, out, "spider-a", extra=("--shipped", "spider-b"))
+    assert refused.returncode != 0 and "--shipped names one of --variants" in refused.stderr
     assert json.loads((out / "spider_heldout.json").read_text()) == result
