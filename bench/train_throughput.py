@@ -179,6 +179,11 @@ def profiler_callback(warmup: int, steps: int, out: Path):
 
         def keep(self, prof):
             self.window = prof.key_averages()
+            # Ranks summarize their windows at different speeds (seconds apart for the 4B on two H200s); without
+            # waiting here, the first timed step of the quicker rank took in its wait for the other at the first
+            # collective, and the two-GPU figure came out low
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.barrier()
 
         def on_step_end(self, args, state, control, **kw):
             self.marks.append(time.perf_counter())

@@ -31,6 +31,37 @@ def test_the_profile_reports_its_window_when_training_runs_on_well_past_it(tmp_p
     assert "aten::mm" in cpu_table and "aten::add" not in cpu_table
 
 
+def _profile_window_end(rank: int, world: int, init: str, out: str, results) -> None:
+    """One process of the test below: rank 1 fills its profiled window with many more operators than rank 0, so
+    summarizing the window takes it longer; each rank notes when the window's last step has ended."""
+    import time
+
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    callback = profiler_callback(warmup=1, steps=1, out=Path(out) / f"rank{rank}.txt")
+    callback.on_train_begin(None, None, None)
+    a = torch.ones(4)
+    for step in range(4):
+        for _ in range(5000 if rank == 1 and step == 2 else 10):  # step 2 is the window (1 waiting, 1 warm-up)
+            a = a + 1
+        callback.on_step_end(None, None, None)
+        if step == 2:
+            results[rank] = time.perf_counter()
+    callback.on_train_end(None, None, None)
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
+def test_profiled_ranks_leave_the_window_together(tmp_path):
+    """Two processes whose windows take unequal time to summarize leave the window at the same moment, so the timing
+    that starts after it does not count one rank's wait for the other (the H200 4B FSDP2 figure, tenth session)."""
+    import torch.multiprocessing as mp
+
+    results = mp.Manager().dict()
+    mp.spawn(_profile_window_end, args=(2, f"file://{tmp_path / 'store'}", str(tmp_path), results), nprocs=2)
+    assert (tmp_path / "rank0.txt").is_file() and (tmp_path / "rank1.txt").is_file()
+    assert abs(results[0] - results[1]) < 0.25, dict(results)
+
+
 def test_repeated_scaling_launches_are_recorded_as_their_median_with_every_launch_kept(tmp_path):
     from argparse import Namespace
 
