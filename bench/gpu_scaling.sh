@@ -4,36 +4,67 @@
 # version tested here: DEVICE_EXTRA="accelerate peft rich ..." bash ../shared/device/pack.sh .venv/bin/python), then,
 # detached, polling back to back:
 #   setsid nohup bash bench/gpu_scaling.sh /root/work [PIECE ...] > /root/work/job.log 2>&1 &
-# PIECEs (default: all, in this order): fsdp2_4b fsdp2_12b fsdp2_train ddp_270m fsdp2_4b16. bench/gpu_x2.sh runs
-# fsdp2_4b, then Spider, then the rest.
+# PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_12b ddp_270m fsdp2_4b16 fsdp2_train;
+# fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 shift
 PIECES=("$@")
-[ ${#PIECES[@]} -gt 0 ] || PIECES=(fsdp2_4b fsdp2_12b fsdp2_train ddp_270m fsdp2_4b16)
+[ ${#PIECES[@]} -gt 0 ] || PIECES=(fsdp2_4b fsdp2_4b_keep fsdp2_12b ddp_270m fsdp2_4b16 fsdp2_train)
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # Sixth to eighth sessions (FSDP1, configs/accelerate/fsdp_qlora.yaml): the 4B 1.45x / 1.33x / 1.34x, the 12B 1.39x /
-# 1.35x; the 270M DDP 1.67x-1.80x, ninth session 1.58x (median of 3). Under FSDP1 the trainer gives every LoRA matrix
-# its own FSDP unit (PEFT's wrap policy); configs/accelerate/fsdp2_qlora.yaml makes one unit per decoder layer. The
-# ninth session's FSDP2 launches failed (accelerate's carve of the tied embedding, then fp32 gradients on TRL's bf16
-# adapter), fixed since and tested on CPU processes only.
+# 1.35x; the 270M DDP 1.67x-1.80x, ninth session 1.58x (median of 3), tenth 1.75x (cores bound, one pair). Under FSDP1
+# the trainer gives every LoRA matrix its own FSDP unit (PEFT's wrap policy); configs/accelerate/fsdp2_qlora.yaml makes
+# one unit per decoder layer. Tenth session: the 4B under FSDP2 3,079 tokens/s on one GPU (FSDP1: 929-1,144), about
+# 1.1x that on two by the progress bar (recorded 0.90x: the profiler's summary made rank 0 wait; fixed since). The
+# profiles: 76 all-gathers a step (every layer gathered for the forward and again for the backward), each a point where
+# the two Python-bound ranks wait for each other. fsdp2_4b_keep keeps each layer gathered from its forward to its
+# backward.
+
+scale() {  # NAME FLAGS...: one bench/scaling.py invocation into $WORK/NAME, its log $WORK/NAME.log
+  local name=$1; shift
+  timeout 900 python3 bench/scaling.py "$@" --work "$WORK/$name" --out "$RECORDS/scaling.json" > "$WORK/$name.log" 2>&1
+  tail -3 "$WORK/$name.log"
+}
+
+FSDP2_4B=(--model gemma-3-4b-random --strategy fsdp2 --gpus 1 2 --warmup 3)
+
+fsdp2_4b_profiled() {
+  step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
+  scale sc4b "${FSDP2_4B[@]}" --tokens 60000 --profile --note "FSDP2, profiled, equal CPU threads"
+  mkdir -p "$WORK/sc4b-profiles" && cp -r "$WORK"/sc4b/*.profile "$WORK/sc4b-profiles/" 2>/dev/null
+}
 
 fsdp2_4b() {
-  step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
-  timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp2 --gpus 1 2 --tokens 60000 --warmup 3 \
-    --profile --note "FSDP2, profiled, equal CPU threads" --work "$WORK/sc4b" --out "$OUT/scaling.json" > "$WORK/sc4b.log" 2>&1
-  mkdir -p "$WORK/sc4b-profiles" && cp -r "$WORK"/sc4b/*.profile "$WORK/sc4b-profiles/" 2>/dev/null
-  tail -3 "$WORK/sc4b.log"
+  step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, not profiled"
+  scale sc4bplain "${FSDP2_4B[@]}" --tokens 60000 --note "FSDP2, equal CPU threads"
+}
+
+fsdp2_4b_keep() {
+  step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, layers kept gathered from forward to backward"
+  scale sc4bkeep "${FSDP2_4B[@]}" --tokens 60000 --launch_args "--fsdp_reshard_after_forward false" \
+    --note "FSDP2, no reshard after forward, equal CPU threads"
+}
+
+fsdp2_4b16() {
+  step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU"
+  scale sc4b16 "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --note "FSDP2, equal CPU threads, micro-batch 16"
 }
 
 fsdp2_12b() {
   step "FSDP2-QLoRA, random-init 12B, 2 x 512 per GPU"
-  timeout 900 python3 bench/scaling.py --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 24000 --warmup 3 \
-    --micro_batch 2 --note "FSDP2, equal CPU threads" --work "$WORK/sc12b" --out "$OUT/scaling.json" > "$WORK/sc12b.log" 2>&1
-  tail -3 "$WORK/sc12b.log"
+  scale sc12b --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 24000 --warmup 3 --micro_batch 2 \
+    --note "FSDP2, equal CPU threads"
+}
+
+ddp_270m() {
+  step "DDP, Gemma 3 270M, 4 x 512 per GPU, gemsql's DDP defaults, each process on its own share of the cores, 3 launches"
+  # ninth session without binding: 1.58x (median of 3); tenth, bound, one pair: 1.75x
+  scale sc270bound --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --cpu_binding \
+    --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3"
 }
 
 fsdp2_train() {  # the scaling runs save nothing: this checks FSDP2's checkpoints, the adapter and a resume
@@ -49,24 +80,6 @@ fsdp2_train() {  # the scaling runs save nothing: this checks FSDP2's checkpoint
   done
   ls -la "$WORK/fsdp2/adapter" "$WORK/fsdp2/checkpoints" 2>&1 | tail -20
   grep -a "'loss'\|adapter:\|resum\|Error\|error" "$WORK/fsdp2.log" | tail -20
-}
-
-ddp_270m() {
-  step "DDP, Gemma 3 270M, 4 x 512 per GPU, gemsql's DDP defaults, each process on its own share of the cores, 3 launches"
-  # ninth session without binding: 1.58x (median of 3). Two processes of 16 OpenMP threads each on this machine's 32
-  # logical CPUs, plus their Python, NCCL and loader threads, may contend where one process does not.
-  timeout 900 python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 \
-    --cpu_binding --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3" --work "$WORK/sc270bound" \
-    --out "$OUT/scaling.json" > "$WORK/sc270bound.log" 2>&1
-  tail -3 "$WORK/sc270bound.log"
-}
-
-fsdp2_4b16() {
-  step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU"
-  timeout 900 python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp2 --gpus 1 2 --tokens 160000 \
-    --micro_batch 16 --warmup 3 --note "FSDP2, equal CPU threads, micro-batch 16" --work "$WORK/sc4b16" \
-    --out "$OUT/scaling.json" > "$WORK/sc4b16.log" 2>&1
-  tail -3 "$WORK/sc4b16.log"
 }
 
 for piece in "${PIECES[@]}"; do

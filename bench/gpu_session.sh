@@ -17,11 +17,11 @@ print('tokenizer: %d tokens, %.2f chars/token, BOS first: %s' % (len(ids), len(P
 "
 
 step "gemsql run on the built-in set (QLoRA, one epoch)"
-python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin-gpu" && cp "$WORK/builtin-gpu/report.json" "$OUT/builtin_gpu_report.json"
+python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin-gpu" && cp "$WORK/builtin-gpu/report.json" "$RECORDS/builtin_gpu_report.json"
 
 step "eval throughput"
 python3 bench/eval_throughput.py --model "$WORK/builtin-gpu/merged" --rows 1000 --baseline_rows 200 --batch_size 128 \
-  --out "$OUT/eval.json"
+  --out "$RECORDS/eval.json"
 
 step "train throughput: 270M levers, then random-init 1B and 4B"
 bash bench/gpu_throughput.sh "$WORK"

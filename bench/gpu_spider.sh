@@ -48,13 +48,13 @@ step "side-by-side runs done"
 
 step "eval throughput (alone on the GPU)"
 python3 bench/eval_throughput.py --model "$WORK/builtin/merged" --rows 1000 --baseline_rows 200 --batch_size 128 \
-  --out "$OUT/eval.json"
+  --out "$RECORDS/eval.json"
 
 step "train throughput: Liger on the 270M default, then random-init 1B and 4B"
 python3 bench/train_throughput.py --model gemma-3-270m --tokens 100000 --work "$WORK/tt" \
-  --out "$OUT/train_throughput.json" --configs gemsql +liger
+  --out "$RECORDS/train_throughput.json" --configs gemsql +liger
 python3 bench/train_throughput.py --model gemma-3-1b-random --tokens 60000 --work "$WORK/tt1b" \
-  --out "$OUT/train_throughput.json" --configs gemsql tutorial
+  --out "$RECORDS/train_throughput.json" --configs gemsql tutorial
 python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 40000 --work "$WORK/tt4b" \
-  --out "$OUT/train_throughput.json" --configs gemsql tutorial
+  --out "$RECORDS/train_throughput.json" --configs gemsql tutorial
 step done

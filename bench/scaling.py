@@ -63,13 +63,15 @@ def model_path(name: str, work: Path) -> str:
     return resolve_model(name)
 
 
-def launch_command(strategy: str, gpus: int) -> list[str]:
+def launch_command(strategy: str, gpus: int, extra: list[str] = ()) -> list[str]:
+    """The launcher's command line up to the script: torchrun for ddp, else `accelerate launch` with the shipped
+    config of the strategy; `extra` launcher options come last (accelerate's override its config file's values)."""
     if strategy == "ddp":
         return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus),
-                "--master_port", str(free_port())]
+                "--master_port", str(free_port()), *extra]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
             str(ROOT / "configs" / "accelerate" / LAUNCH_CONFIGS[strategy]), "--num_processes", str(gpus),
-            "--main_process_port", str(free_port())]
+            "--main_process_port", str(free_port()), *extra]
 
 
 def core_share(cpus: list[int], siblings: dict[int, str], rank: int, slots: int) -> list[int]:
@@ -166,8 +168,8 @@ def launch(a, base: dict, path: str, work: Path, gpus: int, env: dict, first: bo
     shutil.copytree(work / "data", run_dir)  # the same prepared rows
     config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
     result = run_dir / "scaling_result.json"
-    cmd = [*launch_command(a.strategy, gpus), str(Path(__file__).resolve()), "--worker", str(config),
-           str(result), "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
+    cmd = [*launch_command(a.strategy, gpus, a.launch_args.split()), str(Path(__file__).resolve()), "--worker",
+           str(config), str(result), "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
     if a.profile and first:
         cmd += ["--profile_dir", str(run_dir.with_suffix(".profile"))]
     if a.cpu_binding:  # every launch's processes get equal shares: the 1-GPU one the share of one rank of the most
@@ -215,6 +217,8 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=5, help="optimizer steps left out of the timing")
     p.add_argument("--rows", type=int, default=4000)
     p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every launch: key=value (YAML)")
+    p.add_argument("--launch_args", default="", help="extra launcher options for every launch, one string: e.g. "
+                   "\"--fsdp_reshard_after_forward false\" (accelerate's override the shipped config's values)")
     p.add_argument("--work", default=None)
     p.add_argument("--out", default=str(ROOT / "docs/benchmarks/scaling.json"))
     p.add_argument("--note", default="", help="kept with the records (and in their key)")

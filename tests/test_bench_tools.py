@@ -121,3 +121,12 @@ def test_rescoring_scores_recorded_answers_with_todays_scorer(tmp_path, monkeypa
     (tmp_path / "verdicts.jsonl").write_text(json.dumps({"id": "r9", "prediction": "SELECT 1"}) + "\n")
     with pytest.raises(SystemExit, match="not rows of"):  # an answer of another split
         rescore.main()
+
+
+def test_launcher_options_come_before_the_script_and_after_the_shipped_config():
+    from scaling import launch_command
+
+    cmd = launch_command("fsdp2", 2, ["--fsdp_reshard_after_forward", "false"])
+    assert cmd[cmd.index("--config_file") + 1].endswith("configs/accelerate/fsdp2_qlora.yaml")
+    assert cmd[-2:] == ["--fsdp_reshard_after_forward", "false"]  # after the config file: accelerate lets it override
+    assert launch_command("ddp", 2, ["--max_restarts", "0"])[-2:] == ["--max_restarts", "0"]
