@@ -4,7 +4,8 @@
 # version tested here: DEVICE_EXTRA="accelerate peft rich ..." bash ../shared/device/pack.sh .venv/bin/python), then,
 # detached, polling back to back:
 #   setsid nohup bash bench/gpu_scaling.sh /root/work [PIECE ...] > /root/work/job.log 2>&1 &
-# PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_12b ddp_270m fsdp2_4b16 fsdp2_train;
+# PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m fsdp2_4b16
+# fsdp2_train;
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -12,7 +13,7 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 shift
 PIECES=("$@")
-[ ${#PIECES[@]} -gt 0 ] || PIECES=(fsdp2_4b fsdp2_4b_keep fsdp2_12b ddp_270m fsdp2_4b16 fsdp2_train)
+[ ${#PIECES[@]} -gt 0 ] || PIECES=(fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m fsdp2_4b16 fsdp2_train)
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # Sixth to eighth sessions (FSDP1, configs/accelerate/fsdp_qlora.yaml): the 4B 1.45x / 1.33x / 1.34x, the 12B 1.39x /
@@ -22,7 +23,7 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # 1.1x that on two by the progress bar (recorded 0.90x: the profiler's summary made rank 0 wait; fixed since). The
 # profiles: 76 all-gathers a step (every layer gathered for the forward and again for the backward), each a point where
 # the two Python-bound ranks wait for each other. fsdp2_4b_keep keeps each layer gathered from its forward to its
-# backward.
+# backward (half the gathers); fsdp2_4b_units4 also shards four layers a unit (fsdp_layers_per_unit: 4, an eighth).
 
 scale() {  # NAME FLAGS...: one bench/scaling.py invocation into $WORK/NAME, its log $WORK/NAME.log
   local name=$1; shift
@@ -47,6 +48,12 @@ fsdp2_4b_keep() {
   step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, layers kept gathered from forward to backward"
   scale sc4bkeep "${FSDP2_4B[@]}" --tokens 60000 --launch_args "--fsdp_reshard_after_forward false" \
     --note "FSDP2, no reshard after forward, equal CPU threads"
+}
+
+fsdp2_4b_units4() {
+  step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, four layers a unit, kept gathered from forward to backward"
+  scale sc4bunits4 "${FSDP2_4B[@]}" --tokens 60000 --launch_args "--fsdp_reshard_after_forward false" \
+    --set fsdp_layers_per_unit=4 --note "FSDP2, four layers a unit, no reshard after forward, equal CPU threads"
 }
 
 fsdp2_4b16() {

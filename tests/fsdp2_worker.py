@@ -1,8 +1,8 @@
 """One process of tests/test_distributed.py's FSDP2 check (run under torchrun, gloo): gemsql's QLoRA trainer (4-bit
 base stored in the compute dtype, LoRA on all linear layers, trainable turn-token rows, the adapter cast by TRL)
 loses and learns the same whether whole or sharded by gemsql's FSDP2 units (gemsql.distributed.shard_fsdp2: one per
-decoder layer, the root unit holding the embedding tied to the output head), one optimizer step included, and
-rank 0 saves the whole adapter.
+decoder layer, or two layers a unit with fsdp_layers_per_unit: 2, the root unit holding the embedding tied to the
+output head), one optimizer step included, and rank 0 saves the whole adapter.
 
     torchrun --nproc_per_node 2 tests/fsdp2_worker.py CONFIG.yaml RESULT.json
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 
 import torch
 import torch.distributed as dist
@@ -56,23 +57,34 @@ def one_step(trainer) -> tuple[float, dict, dict, dict]:
     return loss.item(), grads, {n: local(p) for n, p in model.named_parameters() if p.requires_grad}, adapter(model)
 
 
-def main(config: str, result: str) -> None:
-    cfg = load_config(config)
-    whole_loss, whole_grads, whole_after, whole_adapter = one_step(setup(cfg)[0])
-    os.environ.update(FSDP2_LAUNCH)
+def sharded(cfg, whole: tuple) -> dict:
+    """One optimizer step with the model sharded as `cfg` says, against the whole model's `whole` step."""
+    whole_loss, whole_grads, whole_after, whole_adapter = whole
     trainer = setup(cfg)[0]
     dtypes = sorted({str(p.dtype) for p in trainer.model.parameters() if p.requires_grad})
     sharded_loss, grads, after, saved = one_step(trainer)
     base = next(p for n, p in trainer.model.named_parameters() if n.endswith("q_proj.base_layer.weight"))
+    # the units gemsql made of the decoder layers: modules sharded together share one FSDP state
+    layers = [m for m in trainer.model.modules() if type(m).__name__ == "FSDPGemma3DecoderLayer"]
     close = lambda a, b: torch.allclose(a, b, rtol=1e-2, atol=1e-5)  # noqa: E731  (bf16 adapter weights)
-    out = {"whole_loss": whole_loss, "sharded_loss": sharded_loss, "trainable": sorted(whole_grads),
-           "adapter_dtypes": dtypes,
-           "grads_differing": sorted(n for n in whole_grads if not close(whole_grads[n], grads[n])),
-           "steps_differing": sorted(n for n in whole_after if not close(whole_after[n], after[n])),
-           "adapter_keys_equal": sorted(saved) == sorted(whole_adapter) if dist.get_rank() == 0 else None,
-           "adapter_differing": sorted(k for k in saved if not close(saved[k].float(), whole_adapter[k].float())),
-           "base_weight": type(base).__name__, "base_local_rows": base.to_local().shape[0],
-           "base_rows": base.shape[0]}
+    return {"whole_loss": whole_loss, "sharded_loss": sharded_loss, "trainable": sorted(whole_grads),
+            "adapter_dtypes": dtypes,
+            "grads_differing": sorted(n for n in whole_grads if not close(whole_grads[n], grads[n])),
+            "steps_differing": sorted(n for n in whole_after if not close(whole_after[n], after[n])),
+            "adapter_keys_equal": sorted(saved) == sorted(whole_adapter) if dist.get_rank() == 0 else None,
+            "adapter_differing": sorted(k for k in saved if not close(saved[k].float(), whole_adapter[k].float())),
+            "base_weight": type(base).__name__, "base_local_rows": base.to_local().shape[0],
+            "base_rows": base.shape[0], "fsdp_layers": len(layers),
+            "units": len({id(m._get_fsdp_state()) for m in layers})}
+
+
+def main(config: str, result: str) -> None:
+    cfg = load_config(config)
+    whole = one_step(setup(cfg)[0])
+    os.environ.update(FSDP2_LAUNCH)
+    # one unit per decoder layer (the default), then both of the tiny model's layers in one unit
+    out = {"per_layer": sharded(cfg, whole),
+           "two_layers_a_unit": sharded(replace(cfg, train=replace(cfg.train, fsdp_layers_per_unit=2)), whole)}
     if dist.get_rank() == 0:
         with open(result, "w") as f:
             json.dump(out, f)

@@ -67,6 +67,7 @@ def test_saved_config_round_trips(tmp_path):
         ({"learning_rate": "fast"}, "learning_rate"),
         ({"num_rows": 100, "test_size": 100}, "test_size"),
         ({"max_length": 4}, "max_length"),
+        ({"fsdp_layers_per_unit": 0}, "fsdp_layers_per_unit"),
         ({"push_to_hub": True}, "hub_model_id"),
         ({"pad_to_multiple_of": 0}, "pad_to_multiple_of"),
         ({"execution_guided_beams": 1}, "execution_guided_beams"),

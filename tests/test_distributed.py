@@ -155,14 +155,32 @@ def test_fsdp2_trains_the_qlora_model_like_the_whole_model(tmp_path, tiny_model)
     _run([sys.executable, "-m", "gemsql", "prepare", str(config)], tmp_path / "log.txt")
     _run([*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(free_port()),
           str(Path(__file__).with_name("fsdp2_worker.py")), str(config), str(result)], tmp_path / "log.txt")
-    r = json.loads(result.read_text())
-    assert r["sharded_loss"] == pytest.approx(r["whole_loss"], rel=1e-5)
-    assert r["grads_differing"] == [] and r["steps_differing"] == []
-    assert r["adapter_keys_equal"] and r["adapter_differing"] == []  # gathered on rank 0, not its shard
-    assert len(r["trainable"]) == 29 and r["adapter_dtypes"] == ["torch.bfloat16"]  # 2 layers x 7 LoRA pairs + rows
-    assert r["base_weight"] == "DTensor" and r["base_local_rows"] * 2 == r["base_rows"]
+    results = json.loads(result.read_text())
+    for units, r in zip((2, 1), (results["per_layer"], results["two_layers_a_unit"])):  # fsdp_layers_per_unit 1, 2
+        assert (r["fsdp_layers"], r["units"]) == (2, units)
+        assert r["sharded_loss"] == pytest.approx(r["whole_loss"], rel=1e-5)
+        assert r["grads_differing"] == [] and r["steps_differing"] == []
+        assert r["adapter_keys_equal"] and r["adapter_differing"] == []  # gathered on rank 0, not its shard
+        assert len(r["trainable"]) == 29 and r["adapter_dtypes"] == ["torch.bfloat16"]  # 2 layers x 7 LoRA + rows
+        assert r["base_weight"] == "DTensor" and r["base_local_rows"] * 2 == r["base_rows"]
     launch = yaml.safe_load((Path(__file__).parents[1] / "configs/accelerate/fsdp2_qlora.yaml").read_text())
     assert launch["fsdp_config"]["fsdp_version"] == 2 and launch["fsdp_config"]["fsdp_auto_wrap_policy"] == "NO_WRAP"
+
+
+def test_fsdp2_units_group_neighbouring_layers_of_one_class_only():
+    from gemsql.distributed import layer_units
+
+    class Text:
+        pass
+
+    class Vision:
+        pass
+
+    layers = [Text(), Text(), Text(), Vision(), Vision(), Text()]
+    assert [len(u) for u in layer_units(layers, 1)] == [1] * 6
+    assert [[type(m).__name__ for m in u] for u in layer_units(layers, 2)] == [
+        ["Text", "Text"], ["Text"], ["Vision", "Vision"], ["Text"]]
+    assert [len(u) for u in layer_units(layers, 8)] == [3, 2, 1]
 
 
 def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batch(tmp_path):

@@ -54,9 +54,23 @@ def fsdp2_launch() -> bool:
     return env_flag("ACCELERATE_USE_FSDP") and os.environ.get("FSDP_VERSION", "1") == "2"
 
 
-def shard_fsdp2(model) -> int:
-    """Shard `model` with FSDP2 once the trainer is built, before it trains: one unit per decoder layer (the classes
-    the model names as not to be split), the root unit for the rest. Returns the number of layer units.
+def layer_units(layers: list, per_unit: int) -> list[list]:
+    """`layers` (children before parents, as fully_shard needs them) cut into units of at most `per_unit` neighbours
+    of one class: a unit never mixes, say, a vision tower's layers with the text decoder's."""
+    units: list[list] = []
+    for layer in layers:
+        last = units[-1] if units else None
+        if last and len(last) < per_unit and type(last[-1]) is type(layer):
+            last.append(layer)
+        else:
+            units.append([layer])
+    return units
+
+
+def shard_fsdp2(model, layers_per_unit: int = 1) -> int:
+    """Shard `model` with FSDP2 once the trainer is built, before it trains: a unit per `layers_per_unit` neighbouring
+    decoder layers (of the classes the model names as not to be split), the root unit for the rest. Returns the number
+    of layer units.
 
     Left to accelerate, the embedding and the output head get units of their own unless it sees that they share
     their weight, which it cannot through PEFT's trainable-token wrappers (their `weight` is a merged copy): the
@@ -72,7 +86,8 @@ def shard_fsdp2(model) -> int:
               "offload_policy": CPUOffloadPolicy() if env_flag("FSDP_OFFLOAD_PARAMS") else OffloadPolicy()}
     # children before parents (a reversed pre-order walk), as fully_shard needs
     layers = [m for m in reversed(list(model.modules())) if type(m).__name__ in names]
-    for layer in layers:
-        fully_shard(layer, **kwargs)
+    units = layer_units(layers, layers_per_unit)
+    for unit in units:
+        fully_shard(unit if len(unit) > 1 else unit[0], **kwargs)  # a list: one group, gathered and reduced at once
     fully_shard(model, **kwargs)
-    return len(layers)
+    return len(units)

@@ -181,7 +181,7 @@ def setup(cfg: Config):
     if fsdp2_launch():
         # Only now: TRL casts a 4-bit model's adapter to bf16 as the trainer is built, and FSDP2 keeps the dtypes it
         # found (sharded first, the H200 runs failed at the first optimizer step on mismatched dtypes)
-        shard_fsdp2(trainer.model)
+        shard_fsdp2(trainer.model, cfg.train.fsdp_layers_per_unit)
     return trainer, tokenizer
 
 
