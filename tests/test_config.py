@@ -155,6 +155,19 @@ def test_ddp_skips_its_unused_weight_search_for_text_models_only():
     assert ddp_settings(load_config(None, ddp_find_unused_parameters=False), image_text)[0] is False
 
 
+def test_recompute_reaches_the_trainer_under_its_current_name(tmp_path):
+    import warnings
+
+    from gemsql.train import sft_config
+
+    for recompute in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            args = sft_config(load_config(None, gradient_checkpointing=recompute), tmp_path)
+        assert args.activation_checkpointing is recompute and args.gradient_checkpointing is recompute
+        assert not [w for w in caught if "gradient_checkpointing" in str(w.message)]  # no deprecated alias used
+
+
 def test_pad_to_multiple_of_defaults_to_128_on_a_gpu_only(tmp_path, monkeypatch):
     import torch
 

@@ -193,6 +193,19 @@ def test_qlora_4bit_trains_on_the_cpu(tmp_path, tiny_model):
     assert (result.trained_dir / "adapter_model.safetensors").is_file()
 
 
+def test_recompute_is_on_while_training_when_configured(tmp_path, tiny_model):
+    """gradient_checkpointing (the tutorial's recipe) reaches the model through transformers' current name for it."""
+    from gemsql.data import prepare
+    from gemsql.train import setup
+
+    for recompute in (True, False):
+        cfg = tiny_config(tmp_path / f"run-{recompute}", tiny_model, gradient_checkpointing=recompute, max_steps=1)
+        prepare(cfg)
+        trainer, _ = setup(cfg)
+        trainer.train()
+        assert trainer.model.get_base_model().is_activation_checkpointing is recompute
+
+
 def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):
     """The model must learn to end its answer: greedy decoding stops at <end_of_turn> right after the SQL."""
     from gemsql.generate import generate_sql, load_for_generation

@@ -67,7 +67,7 @@ def peft_config(cfg: Config, tokenizer):
 # Training fields that SFTConfig takes under the same name and meaning.
 SAME_NAME_IN_TRL = (
     "seed", "max_length", "packing", "packing_strategy", "padding_free", "num_train_epochs", "max_steps",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "learning_rate",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
     "lr_scheduler_type", "warmup_steps", "max_grad_norm", "logging_steps", "save_strategy", "save_steps",
     "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "torch_compile",
 )
@@ -124,6 +124,9 @@ def sft_config(cfg: Config, output_dir: Path):
         output_dir=str(output_dir),
         **{name: getattr(t, name) for name in SAME_NAME_IN_TRL},
         optim=optim,
+        # transformers' name for recompute since 5.2x (`gradient_checkpointing`, the tutorial's and gemsql's name, is
+        # its deprecated alias there, with a warning in every run)
+        activation_checkpointing=t.gradient_checkpointing,
         use_liger_kernel=use_liger(cfg),
         pad_to_multiple_of=pad_multiple(cfg),
         report_to=[] if t.report_to == "none" else [t.report_to],
