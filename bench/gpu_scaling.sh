@@ -4,8 +4,8 @@
 # version tested here: DEVICE_EXTRA="accelerate peft rich ..." bash ../shared/device/pack.sh .venv/bin/python), then,
 # detached, polling back to back:
 #   setsid nohup bash bench/gpu_scaling.sh /root/work [PIECE ...] > /root/work/job.log 2>&1 &
-# PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m fsdp2_4b16
-# fsdp2_train;
+# PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2
+# fsdp2_4b16 fsdp2_train;
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -13,7 +13,8 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 shift
 PIECES=("$@")
-[ ${#PIECES[@]} -gt 0 ] || PIECES=(fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m fsdp2_4b16 fsdp2_train)
+[ ${#PIECES[@]} -gt 0 ] ||
+  PIECES=(fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2 fsdp2_4b16 fsdp2_train)
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # Sixth to eighth sessions (FSDP1, configs/accelerate/fsdp_qlora.yaml): the 4B 1.45x / 1.33x / 1.34x, the 12B 1.39x /
@@ -72,6 +73,14 @@ ddp_270m() {
   # ninth session without binding: 1.58x (median of 3); tenth, bound, one pair: 1.75x
   scale sc270bound --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --cpu_binding \
     --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3"
+}
+
+ddp_270m_accum2() {
+  step "DDP, Gemma 3 270M, 4 x 512 per GPU, two micro-batches a step on two GPUs (four on one), cores bound, 3 launches"
+  # a step's own work (optimizer, clipping, the trainer's logging) is paid once per step: with two micro-batches a
+  # step on two GPUs it weighs half as much against them, and DDP reduces the gradients once per two micro-batches
+  scale sc270acc2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --cpu_binding \
+    --accumulation 2 --note "equal CPU threads, gemsql's DDP defaults, cores bound, accumulation 2, median of 3"
 }
 
 fsdp2_train() {  # the scaling runs save nothing: this checks FSDP2's checkpoints, the adapter and a resume

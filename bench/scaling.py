@@ -1,6 +1,7 @@
 """Multi-GPU scaling of gemsql's training: tokens/s, peak memory per GPU and training loss of one config on 1 GPU
 and on N, with the same per-GPU micro-batch and the same global batch. The 1-GPU run accumulates N micro-batches
-per optimizer step, so every run takes the same optimizer steps over the same tokens and their losses compare.
+per optimizer step, so every run takes the same optimizer steps over the same tokens and their losses compare
+(`--accumulation K`: the N-GPU run accumulates K, the 1-GPU run N x K).
 
     python3 bench/scaling.py --model gemma-3-270m --strategy ddp --gpus 1 2                # real weights, DDP
     python3 bench/scaling.py --model gemma-3-4b-random --strategy fsdp --gpus 1 2          # FSDP-QLoRA
@@ -102,12 +103,14 @@ def bind_to_core_share(slots: int) -> list[int]:
     return mine
 
 
-def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro_batch: int, tokens: int) -> Path:
-    """The YAML config of one launch: the same global batch for every GPU count."""
-    accumulation = most // gpus
-    per_step = micro_batch * most * base.get("max_length", 512)
+def run_config(base: dict, path: str, run_dir: Path, gpus: int, most: int, micro_batch: int, tokens: int,
+               accumulation: int = 1) -> Path:
+    """The YAML config of one launch: the same global batch for every GPU count, the launch of the most GPUs
+    accumulating `accumulation` micro-batches a step (and one GPU `most` times as many)."""
+    per_step = micro_batch * most * accumulation * base.get("max_length", 512)
     values = {**base, "model_name_or_path": path, "output_dir": str(run_dir), "per_device_train_batch_size": micro_batch,
-              "gradient_accumulation_steps": accumulation, "max_steps": 4 * max(4, math.ceil(tokens / per_step))}
+              "gradient_accumulation_steps": most * accumulation // gpus,
+              "max_steps": 4 * max(4, math.ceil(tokens / per_step))}
     config = run_dir.with_suffix(".yaml")
     config.write_text(yaml.safe_dump(values))
     return config
@@ -166,7 +169,7 @@ def launch(a, base: dict, path: str, work: Path, gpus: int, env: dict, first: bo
     run_dir = work / f"{a.strategy}-{gpus}"
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.copytree(work / "data", run_dir)  # the same prepared rows
-    config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens)
+    config = run_config(base, path, run_dir, gpus, max(a.gpus), a.micro_batch, a.tokens, a.accumulation)
     result = run_dir / "scaling_result.json"
     cmd = [*launch_command(a.strategy, gpus, a.launch_args.split()), str(Path(__file__).resolve()), "--worker",
            str(config), str(result), "--tokens", str(a.tokens), "--warmup", str(a.warmup)]
@@ -194,7 +197,8 @@ def write_records(a, runs: dict[int, list[dict]], threads: int) -> None:
         if gpus == min(a.gpus) and "tokens_per_s" in r:
             single = r
         r = {"model": a.model, "strategy": a.strategy, "gpus": gpus, **r, "micro_batch_per_gpu": a.micro_batch,
-             "global_batch": a.micro_batch * max(a.gpus), "omp_threads": threads,
+             "global_batch": a.micro_batch * max(a.gpus) * a.accumulation, "omp_threads": threads,
+             **({"accumulation_most_gpus": a.accumulation} if a.accumulation > 1 else {}),
              **({"cpu_binding": True} if a.cpu_binding else {}),
              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (processes)",
              "command": "python bench/scaling.py " + " ".join(sys.argv[1:]), **({"note": a.note} if a.note else {})}
@@ -214,6 +218,9 @@ def main() -> int:
     p.add_argument("--gpus", type=int, nargs="+", default=[1, 2], help="one launch per count (processes on the CPU)")
     p.add_argument("--micro_batch", type=int, default=4, help="sequences per GPU per micro-batch, the same for all")
     p.add_argument("--tokens", type=int, default=200_000, help="trained tokens per launch (all GPUs together)")
+    p.add_argument("--accumulation", type=int, default=1,
+                   help="micro-batches a step accumulated by the launch of the most GPUs (one GPU accumulates as many "
+                   "times more): the per-step work (optimizer, clipping, logging) weighs less, the global batch grows")
     p.add_argument("--warmup", type=int, default=5, help="optimizer steps left out of the timing")
     p.add_argument("--rows", type=int, default=4000)
     p.add_argument("--set", nargs="*", default=[], help="extra config overrides for every launch: key=value (YAML)")

@@ -69,7 +69,7 @@ def test_repeated_scaling_launches_are_recorded_as_their_median_with_every_launc
 
     out = tmp_path / "scaling.json"
     a = Namespace(gpus=[1, 2], repeats=3, model="tiny", strategy="ddp", micro_batch=4, note="", out=str(out),
-                  cpu_binding=False)
+                  cpu_binding=False, accumulation=1)
     launch = {"peak_gib_per_gpu": 1.0, "loss": 2.0, "trained_tokens": 100, "steps": 9, "processes": 1}
     runs = {1: [{**launch, "tokens_per_s": v} for v in (100.0, 80.0, 120.0)],
             2: [{**launch, "tokens_per_s": v} for v in (150.0, 190.0)]}  # the third 2-GPU launch not done yet
@@ -130,3 +130,19 @@ def test_launcher_options_come_before_the_script_and_after_the_shipped_config():
     assert cmd[cmd.index("--config_file") + 1].endswith("configs/accelerate/fsdp2_qlora.yaml")
     assert cmd[-2:] == ["--fsdp_reshard_after_forward", "false"]  # after the config file: accelerate lets it override
     assert launch_command("ddp", 2, ["--max_restarts", "0"])[-2:] == ["--max_restarts", "0"]
+
+
+def test_every_launch_trains_the_same_global_batch_with_or_without_more_accumulation(tmp_path):
+    import yaml
+
+    from scaling import run_config
+
+    def launch(gpus, accumulation):
+        config = run_config({"max_length": 512}, "model", tmp_path / f"g{gpus}a{accumulation}", gpus, 2, 4, 100_000,
+                            accumulation)
+        values = yaml.safe_load(config.read_text())
+        return values["gradient_accumulation_steps"], values["per_device_train_batch_size"], values["max_steps"]
+
+    assert [launch(g, 1)[0] for g in (1, 2)] == [2, 1]  # 8 sequences a step either way
+    assert [launch(g, 2)[0] for g in (1, 2)] == [4, 2]  # 16 either way
+    assert launch(1, 2)[1] == launch(2, 2)[1] == 4 and launch(1, 2)[2] == launch(2, 2)[2]
