@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -64,7 +65,7 @@ def model_path(name: str, work: Path) -> str:
     return resolve_model(name)
 
 
-def launch_command(strategy: str, gpus: int, extra: list[str] = ()) -> list[str]:
+def launch_command(strategy: str, gpus: int, extra: Sequence[str] = ()) -> list[str]:
     """The launcher's command line up to the script: torchrun for ddp, else `accelerate launch` with the shipped
     config of the strategy; `extra` launcher options come last (accelerate's override its config file's values)."""
     if strategy == "ddp":
