@@ -206,6 +206,33 @@ def test_recompute_is_on_while_training_when_configured(tmp_path, tiny_model):
         assert trainer.model.get_base_model().is_activation_checkpointing is recompute
 
 
+def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path, tiny_model):
+    """torch_compile compiles the decoder layers, not the whole model through the trainer, and the compiled layers
+    train to the eager run's losses (QLoRA, on the CPU)."""
+    import torch._dynamo
+
+    from gemsql.data import prepare
+    from gemsql.train import cleanup, setup
+
+    losses = {}
+    for compiled in (False, True):
+        cfg = tiny_config(tmp_path / f"run-{compiled}", tiny_model, quantization="4bit", torch_compile=compiled,
+                          max_steps=3, logging_steps=1, report_to="none")
+        prepare(cfg)
+        torch._dynamo.reset()
+        trainer, tokenizer = setup(cfg)
+        layers = trainer.model.get_base_model().model.layers
+        assert all((layer._compiled_call_impl is not None) is compiled for layer in layers)
+        assert trainer.args.torch_compile is False  # the trainer would compile the whole model again
+        result = trainer.train()
+        losses[compiled] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        if compiled:
+            assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
+            assert (cleanup(cfg, trainer, tokenizer, result).trained_dir / "adapter_model.safetensors").is_file()
+    assert len(losses[True]) == 3
+    assert losses[True] == pytest.approx(losses[False], rel=2e-3)
+
+
 def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):
     """The model must learn to end its answer: greedy decoding stops at <end_of_turn> right after the SQL."""
     from gemsql.generate import generate_sql, load_for_generation

@@ -80,12 +80,12 @@ def shard_fsdp2(model, layers_per_unit: int = 1) -> int:
     fsdp_reshard_after_forward and fsdp_offload_params apply."""
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    names = set(getattr(base, "_no_split_modules", None) or [])
+    from gemsql.model import decoder_layers
+
     kwargs = {"reshard_after_forward": env_flag("FSDP_RESHARD_AFTER_FORWARD", "true"),
               "offload_policy": CPUOffloadPolicy() if env_flag("FSDP_OFFLOAD_PARAMS") else OffloadPolicy()}
     # children before parents (a reversed pre-order walk), as fully_shard needs
-    layers = [m for m in reversed(list(model.modules())) if type(m).__name__ in names]
+    layers = list(reversed(decoder_layers(model)))
     units = layer_units(layers, layers_per_unit)
     for unit in units:
         fully_shard(unit if len(unit) > 1 else unit[0], **kwargs)  # a list: one group, gathered and reduced at once

@@ -69,19 +69,21 @@ SAME_NAME_IN_TRL = (
     "seed", "max_length", "packing", "packing_strategy", "padding_free", "num_train_epochs", "max_steps",
     "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
     "lr_scheduler_type", "warmup_steps", "max_grad_norm", "logging_steps", "save_strategy", "save_steps",
-    "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss", "torch_compile",
+    "save_total_limit", "push_to_hub", "hub_model_id", "assistant_only_loss",
 )
 
 
 def use_liger(cfg: Config) -> bool:
-    """The configured choice, or by default: on where its Triton kernels run (a CUDA GPU, liger-kernel installed)."""
+    """The configured choice, or by default: on where its Triton kernels run (a CUDA GPU, liger-kernel installed),
+    unless the layers are compiled (torch.compile fuses their norms and activations itself)."""
     if cfg.train.use_liger_kernel is not None:
         return cfg.train.use_liger_kernel
     import importlib.util
 
     import torch
 
-    return torch.cuda.is_available() and importlib.util.find_spec("liger_kernel") is not None
+    return (not cfg.train.torch_compile and torch.cuda.is_available()
+            and importlib.util.find_spec("liger_kernel") is not None)
 
 
 # With padding-free packing every micro-batch has its own length, and on a GPU cuDNN's attention sets up each new
@@ -185,6 +187,12 @@ def setup(cfg: Config):
         # Only now: TRL casts a 4-bit model's adapter to bf16 as the trainer is built, and FSDP2 keeps the dtypes it
         # found (sharded first, the H200 runs failed at the first optimizer step on mismatched dtypes)
         shard_fsdp2(trainer.model, cfg.train.fsdp_layers_per_unit)
+    if cfg.train.torch_compile:
+        # After sharding, in place: FSDP2's hooks stay on each layer's call (the trainer itself is not asked to
+        # compile, which would compile the whole model: every layer traced again, minutes on a large one)
+        from gemsql.model import compile_layers
+
+        log.info("compiling %d layers", compile_layers(trainer.model))
     return trainer, tokenizer
 
 

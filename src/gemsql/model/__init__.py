@@ -130,6 +130,29 @@ def attention_kernels(cudnn: bool):
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
+def decoder_layers(model) -> list:
+    """The model's repeated layers, in module order: those of the classes it names as not to be split across devices
+    (`_no_split_modules`: Gemma 3's decoder layers, and an image-text model's vision encoder layers), found through a
+    PEFT wrapper and FSDP2's sharding too (it makes each sharded layer an instance of a subclass, FSDP<name>)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or [])
+    return [m for m in model.modules() if any(c.__name__ in names for c in type(m).__mro__)]
+
+
+def compile_layers(model) -> int:
+    """Compile each decoder layer in place with torch.compile (regional compilation), before it first runs; returns
+    how many.
+
+    The layers share one code path, so one compile (and one recompile when a second sequence length marks the shapes
+    dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this way against 74 s whole.
+    In place (`Module.compile`), the layer keeps its hooks, which FSDP2 gathers its shards in. Only the layers: the
+    embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled."""
+    layers = decoder_layers(model)
+    for layer in layers:
+        layer.compile()
+    return len(layers)
+
+
 def engine_places_weights() -> bool:
     """Launched by accelerate with DeepSpeed or FSDP1: the engine, not gemsql, places the weights. Under FSDP2
     (configs/accelerate/fsdp2_qlora.yaml) each process quantizes the model on its own GPU and gemsql shards it there
