@@ -5,7 +5,8 @@
 # detached, polling back to back:
 #   setsid nohup bash bench/gpu_scaling.sh /root/work [PIECE ...] > /root/work/job.log 2>&1 &
 # PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2
-# fsdp2_4b16 fsdp2_train;
+# fsdp2_4b16 fsdp2_train; not in the default list: fsdp2_4b16_compile ddp_270m16_compile fsdp2_12b8_compile (eleventh
+# session, after bench/gpu_compile.sh);
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -60,6 +61,26 @@ fsdp2_4b_units4() {
 fsdp2_4b16() {
   step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU"
   scale sc4b16 "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --note "FSDP2, equal CPU threads, micro-batch 16"
+}
+
+# Eleventh session: each decoder layer compiled (torch_compile), so that a step costs less Python per layer and the
+# GPUs, not the ranks' Python, set the pace; the micro-batches of the seventh session's FSDP1 rows
+fsdp2_4b16_compile() {
+  step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU, layers compiled"
+  scale sc4b16c "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --set torch_compile=true \
+    --note "FSDP2, equal CPU threads, micro-batch 16, layers compiled"
+}
+
+ddp_270m16_compile() {
+  step "DDP, Gemma 3 270M, 16 x 512 per GPU, layers compiled, cores bound"
+  scale sc270c16 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 16 --cpu_binding \
+    --set torch_compile=true --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 16, layers compiled"
+}
+
+fsdp2_12b8_compile() {
+  step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled"
+  scale sc12b8c --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 64000 --warmup 3 --micro_batch 8 \
+    --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled"
 }
 
 fsdp2_12b() {

@@ -70,8 +70,12 @@ CONFIGS = {
     "gemsql_mb16x1": dict(per_device_train_batch_size=16),
     "gemsql_mb32x1": dict(per_device_train_batch_size=32),  # the 4B's MFU at twice the tokens per kernel
     "gemsql_mb16x1_lr4e-4": dict(per_device_train_batch_size=16, learning_rate=4e-4),
+    # torch.compile of each decoder layer (Liger's layer kernels then off by default; "_liger" forces them on)
     "gemsql_compile": dict(torch_compile=True),
+    "gemsql_compile_liger": dict(torch_compile=True, use_liger_kernel=True),
     "gemsql_mb16x1_compile": dict(per_device_train_batch_size=16, torch_compile=True),
+    "gemsql_mb32x1_compile": dict(per_device_train_batch_size=32, torch_compile=True),
+    "gemsql_mb16x1_lr4e-4_compile": dict(per_device_train_batch_size=16, learning_rate=4e-4, torch_compile=True),
     "gemsql_lora_bf16": dict(quantization="none"),
     "gemsql_pad128": dict(pad_to_multiple_of=128),  # the default on a GPU since the fourth session
     "gemsql_nopad": dict(pad_to_multiple_of=1),  # the default before it
@@ -91,8 +95,12 @@ for _name, _lever in LADDER:
 
 
 def build_random(name: str, out: Path, tokenizer_dir: str) -> str:
-    """Save a random-init Gemma 3 text model of a published size (so 4-bit loading works as for real weights)."""
+    """Save a random-init Gemma 3 text model of a published size (so 4-bit loading works as for real weights), or
+    reuse the one a run with the same --work saved (the 4B's 8 GB take a minute to write)."""
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    if (out / "built.json").is_file() and json.loads((out / "built.json").read_text()) == ARCHS[name]:
+        return str(out)
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     arch = dict(ARCHS[name])
@@ -106,6 +114,7 @@ def build_random(name: str, out: Path, tokenizer_dir: str) -> str:
         model = Gemma3ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    (out / "built.json").write_text(json.dumps(ARCHS[name]))  # last: written only once the model is whole
     del model
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return str(out)
