@@ -9,7 +9,11 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-NOTE="eleventh GPU session: one process per config"
+# What each model runs (defaults: the eleventh session's first lease); BUILTIN=0 skips the built-in end-to-end run
+NOTE=${NOTE:-"eleventh GPU session: one process per config"}
+CONFIGS_270M=${CONFIGS_270M:-"tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1"}
+BUILTIN=${BUILTIN:-1}
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
@@ -23,9 +27,10 @@ tt() {  # GPU CPUS NAME MODEL TOKENS WARMUP CONFIG [more bench flags]: one confi
 
 rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10 untimed steps (compiles included)
   local c
-  for c in tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql; do
+  for c in $CONFIGS_270M; do
     tt "$1" "$2" 270m gemma-3-270m 200000 10 $c
   done
+  [ "$BUILTIN" = 1 ] || return 0
   # the built-in set end to end at 16 x 512, lr 4e-4, compiled: 100 steps are the tokens of the fourth session's 400
   # steps at 4 x 512 (87.0 % on 200 test rows, docs/builtin_gpu_400_steps.json)
   CUDA_VISIBLE_DEVICES=$1 timeout 600 taskset -c "$2" python3 -m gemsql run configs/builtin-gpu.yaml \
@@ -36,7 +41,7 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
 
 rows_4b() {  # GPU CPUS: the 4B's MFU with and without compiled layers, then what bounds the best (profiled)
   local c
-  for c in gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1; do
+  for c in $CONFIGS_4B; do
     tt "$1" "$2" 4b gemma-3-4b-random 120000 3 $c
   done
   CUDA_VISIBLE_DEVICES=$1 timeout 300 taskset -c "$2" python3 bench/train_throughput.py --model gemma-3-4b-random \

@@ -76,6 +76,10 @@ CONFIGS = {
     "gemsql_mb16x1_compile": dict(per_device_train_batch_size=16, torch_compile=True),
     "gemsql_mb32x1_compile": dict(per_device_train_batch_size=32, torch_compile=True),
     "gemsql_mb16x1_lr4e-4_compile": dict(per_device_train_batch_size=16, learning_rate=4e-4, torch_compile=True),
+    # packed sequences flattened into one row per micro-batch (TRL's layout; gemsql's before packed_rows)
+    "gemsql_flat": dict(packed_rows=False),
+    "gemsql_compile_flat": dict(torch_compile=True, packed_rows=False),
+    "gemsql_mb16x1_compile_flat": dict(per_device_train_batch_size=16, torch_compile=True, packed_rows=False),
     "gemsql_lora_bf16": dict(quantization="none"),
     "gemsql_pad128": dict(pad_to_multiple_of=128),  # the default on a GPU since the fourth session
     "gemsql_nopad": dict(pad_to_multiple_of=1),  # the default before it

@@ -100,6 +100,45 @@ def pad_multiple(cfg: Config) -> int | None:
     return GPU_PAD_MULTIPLE if torch.cuda.is_available() else None
 
 
+def packed_rows(cfg: Config) -> bool:
+    """Whether training collates packed sequences as rows (TrainConfig.packed_rows): only where transformers builds the
+    attention mask from each row's position ids (SDPA, eager). FlashAttention takes a packed row's boundaries from
+    its position ids only in a batch of one row, so it keeps TRL's flattened layout."""
+    t = cfg.train
+    return (t.packed_rows and t.packing and t.packing_strategy in ("bfd", "bfd_split")
+            and cfg.model.attn_implementation in ("auto", "sdpa", "eager"))
+
+
+@dataclass
+class PackedRows:
+    """Collates a micro-batch of packed sequences (TRL's bfd packing: `input_ids`, `labels`, `seq_lengths`) one row
+    each, padded to the longest (up to a multiple of `pad_to_multiple_of`). Position ids restart at every example, so
+    transformers masks each row block-diagonally and no example sees another; a padding token is a sequence of its
+    own and carries no loss, nor does an example's first token (it is not predicted from the one before it). No
+    attention mask, as in TRL's padding-free batches, so that the position ids are what the mask is built from."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        width = max(len(e["input_ids"]) for e in examples)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        shape = (len(examples), width)
+        ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
+        labels = torch.full(shape, -100, dtype=torch.long)
+        positions = torch.zeros(shape, dtype=torch.long)
+        for row, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[row, :n] = torch.tensor(e["input_ids"])
+            labels[row, :n] = torch.tensor(e.get("labels", e["input_ids"]))
+            positions[row, :n] = torch.cat([torch.arange(k) for k in e.get("seq_lengths") or [n]])
+        labels[positions == 0] = -100
+        return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
 def cudnn_in_training(cfg: Config) -> bool:
     """Whether SDPA may use cuDNN while training (ModelConfig.cudnn_attention; auto decides by micro-batch size)."""
     from gemsql.model import cudnn_allowed
@@ -183,6 +222,10 @@ def setup(cfg: Config):
         processing_class=tokenizer,
         callbacks=[CheckpointSeal()],
     )
+    if packed_rows(cfg):
+        # TRL refuses a collator of one's own with bfd packing (it needs its padding-free layout, which this keeps but
+        # for the flattening), so it replaces TRL's once the trainer is built
+        trainer.data_collator = PackedRows(tokenizer.pad_token_id, pad_multiple(cfg))
     if fsdp2_launch():
         # Only now: TRL casts a 4-bit model's adapter to bf16 as the trainer is built, and FSDP2 keeps the dtypes it
         # found (sharded first, the H200 runs failed at the first optimizer step on mismatched dtypes)
