@@ -317,9 +317,10 @@ def test_execution_guided_decoding_replaces_only_answers_that_do_not_run(stop_tr
 
     model, tok = load_for_generation(str(stop_trained[0]))
     # the tiny model memorized three questions about three one-table schemas; here the tables differ
-    pets, birds = ("\n".join(context_blocks(ddl, 3)) for ddl in (
-        "CREATE TABLE dogs (name TEXT); CREATE TABLE birds (age INT);", "CREATE TABLE birds (age INT);"))
-    pairs = [("How many cats?", pets), ("Oldest bird?", pets), ("How many cats?", birds)]
+    # (which cue a model this small copies the table from, question or schema, is down to its training: on tables it
+    # never saw, this one keeps the question's)
+    pets = "\n".join(context_blocks("CREATE TABLE fish (name TEXT); CREATE TABLE birds (age INT);", 3))
+    pairs = [("How many cats?", pets), ("Oldest bird?", pets), ("How many cats?", pets)]
     greedy = generate_sql(model, tok, pairs, max_new_tokens=24, progress=False)
     on_db = context_runner([c for _, c in pairs])
     assert [g.sql for g in greedy] == ["SELECT COUNT(*) FROM cats;", "SELECT MAX(age) FROM birds;",
@@ -487,6 +488,25 @@ def test_cudnn_attention_auto_trains_with_cudnn_only_on_large_micro_batches(tmp_
     assert cudnn_in_training(load_config(None, cudnn_attention=True))
 
 
+def test_layers_compile_by_default_on_a_gpu_only(monkeypatch):
+    """torch_compile auto: on with CUDA (where it measured 1.2x-1.5x), not on the CPU, not under an engine that places
+    the weights itself (DeepSpeed, FSDP1), and Liger's layer kernels make way for it; an explicit setting stands."""
+    import importlib.util
+
+    import torch
+
+    from gemsql.config import load_config
+    from gemsql.train import compile_layers_on, use_liger
+
+    assert not compile_layers_on(load_config(None)) and compile_layers_on(load_config(None, torch_compile=True))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert compile_layers_on(load_config(None)) and not compile_layers_on(load_config(None, torch_compile=False))
+    liger_installed = importlib.util.find_spec("liger_kernel") is not None
+    assert not use_liger(load_config(None)) and use_liger(load_config(None, torch_compile=False)) is liger_installed
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    assert not compile_layers_on(load_config(None))
+
+
 def test_cudnn_attention_off_reaches_training(tmp_path, tiny_model, monkeypatch):
     import gemsql.train
     from gemsql.data import prepare
@@ -536,7 +556,7 @@ def test_ask_retries_sql_that_fails_on_the_database_with_beams(tmp_path, stop_tr
     merged, _ = stop_trained
     db = tmp_path / "shelter.sqlite"
     con = sqlite3.connect(db)
-    con.executescript("CREATE TABLE dogs (name TEXT); CREATE TABLE birds (age INT);")
+    con.executescript("CREATE TABLE fish (name TEXT); CREATE TABLE birds (age INT);")
     con.close()
     before = db.read_bytes()
     greedy = ask(str(merged), "How many cats?", db=db)  # no cats here

@@ -80,7 +80,7 @@ def test_questions_are_answered_from_the_model_and_run_read_only(model_app, serv
 
 def test_guided_serving_retries_sql_that_fails_on_the_served_schema(served, tmp_path):
     model, _ = served
-    shelter = _db(tmp_path / "shelter.sqlite", "CREATE TABLE dogs (name TEXT)", "CREATE TABLE birds (age INT)")
+    shelter = _db(tmp_path / "shelter.sqlite", "CREATE TABLE fish (name TEXT)", "CREATE TABLE birds (age INT)")
     for beams, status in ((0, 422), (4, 200)):  # no cats table: the greedy answer fails, a beam that runs does not
         r = _served_answer(model, "shelter", shelter, "How many cats?", guided_beams=beams)
         assert r.status_code == status, r.text

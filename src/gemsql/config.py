@@ -197,8 +197,8 @@ class TrainConfig:
         metadata={"help": "With bfd packing and SDPA or eager attention: each packed sequence (up to max_length "
                   "tokens) is its own row of the micro-batch, and attention is computed row by row, B x max_length^2 "
                   "work. false: the micro-batch flattened into one row, as TRL collates it, whose block-diagonal mask "
-                  "SDPA computes over the whole (B x max_length)^2 square: 49 % of the 4B's GPU time at 16 x 512 on "
-                  "the H200. Either way no example sees another. (TRL's logged num_tokens then counts one row a "
+                  "SDPA computes over the whole (B x max_length)^2 square: half the 4B's GPU time at 16 x 512 on the "
+                  "H200. Either way no example sees another. (TRL's logged num_tokens then counts one row a "
                   "micro-batch; num_input_tokens_seen counts every real token.)"},
     )
     packing_strategy: Literal["bfd", "bfd_split", "wrapped"] = field(
@@ -248,11 +248,13 @@ class TrainConfig:
                   "Default: on with a CUDA GPU when liger-kernel is installed (measured 1.6x tokens/s on the H200, "
                   "lower peak memory), off on the CPU."},
     )
-    torch_compile: bool = field(
-        default=False,
+    torch_compile: bool | None = field(
+        default=None,
         metadata={"help": "Compile each decoder layer with torch.compile (one compile serves every layer; the first "
-                  "steps wait for it). Fewer, fused kernels and less Python a step. Liger's layer kernels are then "
-                  "off unless use_liger_kernel is true."},
+                  "steps wait for it, about half a minute on the H200). Fewer, fused kernels and less Python a step: "
+                  "1.2x-1.5x tokens/s on the H200 (docs/benchmarks.md). Liger's layer kernels are then off unless "
+                  "use_liger_kernel is true. Default: on with a CUDA GPU, except under FSDP1 and DeepSpeed (not "
+                  "measured there); off on the CPU, where compiling costs more than it saves."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,
