@@ -248,13 +248,13 @@ class TrainConfig:
                   "Default: on with a CUDA GPU when liger-kernel is installed (measured 1.6x tokens/s on the H200, "
                   "lower peak memory), off on the CPU."},
     )
-    torch_compile: bool | None = field(
-        default=None,
+    torch_compile: bool = field(
+        default=False,
         metadata={"help": "Compile each decoder layer with torch.compile (one compile serves every layer; the first "
                   "steps wait for it, about half a minute on the H200). Fewer, fused kernels and less Python a step: "
-                  "1.2x-1.5x tokens/s on the H200 (docs/benchmarks.md). Liger's layer kernels are then off unless "
-                  "use_liger_kernel is true. Default: on with a CUDA GPU, except under FSDP1 and DeepSpeed (not "
-                  "measured there); off on the CPU, where compiling costs more than it saves."},
+                  "1.2x-1.5x tokens/s on the H200 (docs/benchmarks.md); its end-to-end accuracy at the default batch "
+                  "is not measured yet, so it is not the default. Liger's layer kernels are then off unless "
+                  "use_liger_kernel is true."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

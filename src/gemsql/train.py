@@ -82,20 +82,8 @@ def use_liger(cfg: Config) -> bool:
 
     import torch
 
-    return (not compile_layers_on(cfg) and torch.cuda.is_available()
+    return (not cfg.train.torch_compile and torch.cuda.is_available()
             and importlib.util.find_spec("liger_kernel") is not None)
-
-
-def compile_layers_on(cfg: Config) -> bool:
-    """TrainConfig.torch_compile as configured, or by default: on a CUDA GPU, unless an engine that places the weights
-    itself (FSDP1, DeepSpeed) launched this process."""
-    if cfg.train.torch_compile is not None:
-        return cfg.train.torch_compile
-    import torch
-
-    from gemsql.model import engine_places_weights
-
-    return torch.cuda.is_available() and not engine_places_weights()
 
 
 # With padding-free packing every micro-batch has its own length, and on a GPU cuDNN's attention sets up each new
@@ -242,7 +230,7 @@ def setup(cfg: Config):
         # Only now: TRL casts a 4-bit model's adapter to bf16 as the trainer is built, and FSDP2 keeps the dtypes it
         # found (sharded first, the H200 runs failed at the first optimizer step on mismatched dtypes)
         shard_fsdp2(trainer.model, cfg.train.fsdp_layers_per_unit)
-    if compile_layers_on(cfg):
+    if cfg.train.torch_compile:
         # After sharding, in place: FSDP2's hooks stay on each layer's call (the trainer itself is not asked to
         # compile, which would compile the whole model: every layer traced again, minutes on a large one)
         from gemsql.model import compile_layers
