@@ -11,7 +11,8 @@
 # Part 1 trains side by side (a 270M QLoRA run leaves the GPU mostly idle): Spider variants on the whole
 # training split and a built-in model for the benchmarks. Part 2 runs one thing at a time: each
 # throughput figure has the GPU to itself.
-# Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_x2.sh there instead (issue #9 first, then Spider on each GPU).
+# Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_x2.sh there instead (issue #4's levers, compiled layers end to end,
+# then issue #9).
 # Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it. Each
 # poll ends with: bash bench/gpu_collect.sh /root/work "$OUT"; cp /root/work/out/*.json /root/work/out/*.tgz "$OUT"/
 set -uo pipefail

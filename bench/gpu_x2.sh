@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# On nvidia-h200-x2: issue #9's scaling pieces first (bench/gpu_scaling.sh, all of them, about 20 minutes; records are
-# written launch by launch, so a lease that ends early keeps what finished), then Spider, one job per GPU, if the lease
-# lasts. The Spider part is whatever /root/phase2.sh holds when the first ends (a later poll may write it); without
-# one, the default below runs.
-#   setsid nohup bash bench/gpu_x2.sh /root/work /root/work/train_real.jsonl.gz > /root/work/job.log 2>&1 &
-# Collect with bench/gpu_collect.sh /root/work "$OUT" (a command that sources bench/gpu_env.sh still has the device
-# tool's $OUT: the records folder is $RECORDS).
+# On nvidia-h200-x2, what the eleventh session left to measure, most valuable first (records are written config by
+# config, so a lease that ends early keeps what finished):
+#   1. issue #4, side by side (bench/gpu_compile.sh: the 270M on GPU 0, the 4B on GPU 1): packed rows against the
+#      flattened layout on the 270M, with and without compiled layers, the tutorial in the same run; the 4B at 16 x 512
+#      with packed rows, compiled or not, and 32 x 512 compiled (attention no longer grows with the square of it);
+#   2. the built-in set end to end at the default batch with compiled layers and without, one per GPU (whether
+#      torch_compile can become the GPU default: the eleventh session measured its speed only);
+#   3. issue #9 (bench/gpu_scaling.sh): the 12B under FSDP2 at 8 x 512 compiled, then the 4B and the 270M at 16 x 512
+#      compiled again, now with packed rows.
+#   setsid nohup bash bench/gpu_x2.sh /root/work > /root/work/job.log 2>&1 &
+# Collect with bench/gpu_collect.sh /root/work "$OUT".
 set -uo pipefail
-source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
-DATA=$(realpath "${2:-.device/data/train_real.jsonl.gz}")
-bash "$(dirname "$0")/gpu_scaling.sh" "$WORK"
+cd "$(dirname "$0")/.."
+source bench/gpu_env.sh "${1:-/root/work}"
 
-if [ -f /root/phase2.sh ]; then
-  step "phase 2 from /root/phase2.sh"
-  bash /root/phase2.sh "$WORK" "$DATA"
-else
-  export OMP_NUM_THREADS=8
-  # Tenth session, end to end: configs/spider.yaml with shuffled training tables 42.2 % on its split (39.4 % in order),
-  # 31.4 % on the seed-7 split. Here the shipped config trained once more on each split: how far two trainings of it
-  # differ
-  step "phase 2 (default): Spider as shipped once more on both splits, one job per GPU"
-  CUDA_VISIBLE_DEVICES=0 spider spider-s42-again &
-  CUDA_VISIBLE_DEVICES=1 spider spider-s7-again --seed 7 &
-  wait
-fi
+CONFIGS_270M="tutorial gemsql gemsql_flat gemsql_compile gemsql_compile_flat gemsql_mb16x1_lr4e-4_compile" \
+CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb16x1 gemsql_mb32x1_compile" BUILTIN=0 \
+NOTE="twelfth GPU session: one process per config" bash bench/gpu_compile.sh "$WORK"
+
+step "the built-in set end to end, 400 steps at the default 4 x 512, compiled layers on GPU 0, not on GPU 1"
+for g in 0 1; do
+  compiled=$([ $g = 0 ] && echo true || echo false)
+  ( CUDA_VISIBLE_DEVICES=$g timeout 900 python3 -m gemsql run configs/builtin-gpu.yaml --output_dir "$WORK/builtin-$compiled" \
+      --torch_compile $compiled --max_steps 400 --eval_rows 200 --evaluate_base false > "$WORK/builtin-$compiled.log" 2>&1
+    step "builtin compiled=$compiled: exit $?" ) &
+done
+wait
+
+bash bench/gpu_scaling.sh "$WORK" fsdp2_12b8_compile fsdp2_4b16_compile ddp_270m16_compile
 step "all done"

@@ -189,7 +189,8 @@ class TrainConfig:
         default=False,
         metadata={
             "help": "Flatten each batch into one sequence without padding; attention stays within each example "
-            "(position ids restart). Implied by packing with packing_strategy bfd."
+            "(position ids restart). Implied by packing with packing_strategy bfd, where packed_rows (on by "
+            "default) then keeps each packed sequence a row of its own instead."
         },
     )
     packed_rows: bool = field(
