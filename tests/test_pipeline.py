@@ -504,6 +504,28 @@ def test_liger_makes_way_for_compiled_layers(monkeypatch):
     assert use_liger(load_config(None, torch_compile=True, use_liger_kernel=True))
 
 
+def test_compiled_layers_are_refused_under_fsdp1_and_deepspeed(monkeypatch):
+    """Before anything loads, with the field named; FSDP2 (and a plain launch) pass."""
+    from gemsql.config import load_config
+    from gemsql.errors import GemsqlError
+    from gemsql.train import _check_engine
+
+    compiled = load_config(None, torch_compile=True)
+    _check_engine(compiled)
+    for env in ({"ACCELERATE_USE_DEEPSPEED": "true"}, {"ACCELERATE_USE_FSDP": "true"},
+                {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            _check_engine(load_config(None))  # not compiled: nothing to refuse
+            if env.get("FSDP_VERSION") == "2":
+                _check_engine(compiled)
+                continue
+            with pytest.raises(GemsqlError, match="not supported under FSDP1 or DeepSpeed") as e:
+                _check_engine(compiled)
+            assert e.value.field == "torch_compile" and str(e.value).startswith("field 'torch_compile'")
+
+
 def test_cudnn_attention_off_reaches_training(tmp_path, tiny_model, monkeypatch):
     import gemsql.train
     from gemsql.data import prepare

@@ -255,7 +255,7 @@ class TrainConfig:
                   "steps wait for it, about half a minute on the H200). Fewer, fused kernels and less Python a step: "
                   "1.2x-1.5x tokens/s on the H200 (docs/benchmarks.md); its end-to-end accuracy at the default batch "
                   "is not measured yet, so it is not the default. Liger's layer kernels are then off unless "
-                  "use_liger_kernel is true."},
+                  "use_liger_kernel is true. Runs alone, under DDP and under FSDP2; refused under FSDP1 and DeepSpeed."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

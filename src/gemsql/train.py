@@ -202,6 +202,7 @@ def setup(cfg: Config):
     # The training arguments come first: under DeepSpeed ZeRO-3 they tell from_pretrained to build the model
     # already sharded.
     args = sft_config(cfg, checkpoints_dir(cfg))
+    _check_engine(cfg)
     if cfg.model.finetuning == "full":
         # Every weight trains. The weights stay in float32 and the trainer computes in the compute dtype (autocast):
         # an AdamW step of lr 5e-5 on a bf16 weight of 0.03 is under half its rounding step and would be lost. The
@@ -210,7 +211,6 @@ def setup(cfg: Config):
 
         model = load_model(cfg.model, quantize=False, weights_dtype=torch.float32)
     else:
-        _check_engine(cfg)
         model = get_peft_model(load_model(cfg.model), peft_config(cfg, tokenizer))
         _expose_head_bias(model)
     # DDP's settings depend on the model (an image-text one keeps the unused-weight search): set once it exists
@@ -260,10 +260,20 @@ def _check_engine(cfg: Config) -> None:
 
     Under DeepSpeed ZeRO-3 the embedding matrix is partitioned, and the weight PEFT's trainable-token rows put
     together from it is not a ZeRO parameter: TRL's fused LM head fails on it (`'Tensor' object has no attribute
-    'ds_status'`, seen on the H200)."""
+    'ds_status'`, seen on the H200). Compiled layers have run alone, under DDP and under FSDP2, not under the engines
+    that wrap or partition the layers themselves (FSDP1, DeepSpeed)."""
     from transformers.integrations import is_deepspeed_zero3_enabled
 
-    if cfg.model.stop_token_training == "turn_tokens" and is_deepspeed_zero3_enabled():
+    from gemsql.model import engine_places_weights
+
+    if cfg.train.torch_compile and engine_places_weights():
+        raise GemsqlError(
+            "compiled layers are not supported under FSDP1 or DeepSpeed; launch with "
+            "configs/accelerate/fsdp2_qlora.yaml (FSDP2) or ddp.yaml, or set --torch_compile false",
+            field="torch_compile",
+        )
+    lora = cfg.model.finetuning == "lora"
+    if lora and cfg.model.stop_token_training == "turn_tokens" and is_deepspeed_zero3_enabled():
         raise GemsqlError(
             "'turn_tokens' does not run under DeepSpeed ZeRO-3 (its trainable embedding rows are not ZeRO "
             "parameters); use --stop_token_training none (answers still end at the statement's end), or the FSDP "
