@@ -112,31 +112,26 @@ def packed_rows(cfg: Config) -> bool:
 @dataclass
 class PackedRows:
     """Collates a micro-batch of packed sequences (TRL's bfd packing: `input_ids`, `labels`, `seq_lengths`) one row
-    each, padded to the longest (up to a multiple of `pad_to_multiple_of`). Position ids restart at every example, so
-    transformers masks each row block-diagonally and no example sees another; a padding token is a sequence of its
-    own and carries no loss, nor does an example's first token (it is not predicted from the one before it). No
-    attention mask, as in TRL's padding-free batches, so that the position ids are what the mask is built from."""
+    each, padded to the longest (up to a multiple of `pad_to_multiple_of`): TRL's collator without its padding-free
+    flattening, and without an attention mask, so that transformers builds the mask from the position ids, which
+    restart at every example: block-diagonal in each row, no example sees another. A padding token is a sequence of
+    its own (position 0) and carries no loss, nor does an example's first token (it is not predicted from the one
+    before it)."""
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
 
-    def __call__(self, examples: list[dict]) -> dict:
-        import torch
+    def __post_init__(self) -> None:
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-        width = max(len(e["input_ids"]) for e in examples)
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        shape = (len(examples), width)
-        ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
-        labels = torch.full(shape, -100, dtype=torch.long)
-        positions = torch.zeros(shape, dtype=torch.long)
-        for row, e in enumerate(examples):
-            n = len(e["input_ids"])
-            ids[row, :n] = torch.tensor(e["input_ids"])
-            labels[row, :n] = torch.tensor(e.get("labels", e["input_ids"]))
-            positions[row, :n] = torch.cat([torch.arange(k) for k in e.get("seq_lengths") or [n]])
-        labels[positions == 0] = -100
-        return {"input_ids": ids, "labels": labels, "position_ids": positions}
+        self.rows = DataCollatorForLanguageModeling(self.pad_token_id, return_position_ids=True,
+                                                    pad_to_multiple_of=self.pad_to_multiple_of)
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = self.rows(examples)
+        del batch["attention_mask"]
+        batch["labels"][batch["position_ids"] == 0] = -100
+        return batch
 
 
 def cudnn_in_training(cfg: Config) -> bool:
