@@ -9,11 +9,14 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs (defaults: the eleventh session's first lease); BUILTIN=0 skips the built-in end-to-end run
-NOTE=${NOTE:-"eleventh GPU session: one process per config"}
-CONFIGS_270M=${CONFIGS_270M:-"tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1"}
-BUILTIN=${BUILTIN:-1}
+# What each model runs. Defaults: what the eleventh session left to measure (packed rows, the default since, against the
+# flattened layout; compiled or not). Its first lease ran, as committed in 4a35a7f: CONFIGS_270M="tutorial
+# gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql" CONFIGS_4B="gemsql_mb16x1_compile
+# gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" BUILTIN=1 (BUILTIN=1 adds the built-in set end to end at 16 x 512)
+NOTE=${NOTE:-"twelfth GPU session: one process per config"}
+CONFIGS_270M=${CONFIGS_270M:-"tutorial gemsql gemsql_flat gemsql_compile gemsql_compile_flat gemsql_mb16x1_lr4e-4_compile"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_mb16x1_compile gemsql_mb16x1 gemsql_mb32x1_compile"}
+BUILTIN=${BUILTIN:-0}
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 

@@ -227,7 +227,8 @@ def setup(cfg: Config):
         shard_fsdp2(trainer.model, cfg.train.fsdp_layers_per_unit)
     if cfg.train.torch_compile:
         # After sharding, in place: FSDP2's hooks stay on each layer's call (the trainer itself is not asked to
-        # compile, which would compile the whole model: every layer traced again, minutes on a large one)
+        # compile: it would trace the whole model, every layer again; 74 s against 15 s for the tiny test model on
+        # the CPU)
         from gemsql.model import compile_layers
 
         log.info("compiling %d layers", compile_layers(trainer.model))
