@@ -483,8 +483,8 @@ def test_cudnn_attention_auto_trains_with_cudnn_only_on_large_micro_batches(tmp_
     assert not cudnn_allowed(None, decoding=False, micro_batch_tokens=CUDNN_TRAINING_TOKENS - 1)
     assert not cudnn_allowed(None, decoding=True, micro_batch_tokens=10**6)
     assert cudnn_allowed(True, decoding=True) and not cudnn_allowed(False, decoding=False, micro_batch_tokens=10**6)
-    assert not cudnn_in_training(load_config(None))  # the default 4 x 512 tokens
-    assert cudnn_in_training(load_config(None, per_device_train_batch_size=16))  # 16 x 512
+    assert not cudnn_in_training(load_config(None, per_device_train_batch_size=4))  # 4 x 512 tokens
+    assert cudnn_in_training(load_config(None))  # the default 16 x 512
     assert cudnn_in_training(load_config(Path(__file__).parents[1] / "configs" / "spider.yaml"))  # 8 x 1,024
     assert cudnn_in_training(load_config(None, cudnn_attention=True))
 
@@ -500,9 +500,34 @@ def test_liger_makes_way_for_compiled_layers(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     liger_installed = importlib.util.find_spec("liger_kernel") is not None
-    assert use_liger(load_config(None)) is liger_installed
+    assert use_liger(load_config(None, torch_compile=False)) is liger_installed
+    assert not use_liger(load_config(None))  # compiled by default on a GPU
     assert not use_liger(load_config(None, torch_compile=True))
     assert use_liger(load_config(None, torch_compile=True, use_liger_kernel=True))
+
+
+def test_layers_are_compiled_by_default_only_where_measured(monkeypatch):
+    """torch_compile's default: an adapter on a CUDA GPU, alone or under DDP/FSDP2; not on the CPU, not for full
+    fine-tuning, not under FSDP1 or DeepSpeed (where the default is no error either); a set value always wins."""
+    import torch
+
+    from gemsql.config import load_config
+    from gemsql.train import _check_engine, use_compile
+
+    default, full = load_config(None), load_config(None, finetuning="full", quantization="none")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not use_compile(default) and use_compile(load_config(None, torch_compile=True))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert use_compile(default) and not use_compile(full)
+    assert use_compile(load_config(None, finetuning="full", quantization="none", torch_compile=True))
+    assert not use_compile(load_config(None, torch_compile=False))
+    for env, compiled in (({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, True),
+                          ({"ACCELERATE_USE_FSDP": "true"}, False), ({"ACCELERATE_USE_DEEPSPEED": "true"}, False)):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            assert use_compile(default) is compiled, env
+            _check_engine(default)
 
 
 def test_compiled_layers_are_refused_under_fsdp1_and_deepspeed(monkeypatch):
