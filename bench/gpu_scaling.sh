@@ -6,7 +6,7 @@
 #   setsid nohup bash bench/gpu_scaling.sh /root/work [PIECE ...] > /root/work/job.log 2>&1 &
 # PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2
 # fsdp2_4b16 fsdp2_train; not in the default list: fsdp2_4b16_compile ddp_270m16_compile fsdp2_12b8_compile (eleventh
-# session, after bench/gpu_compile.sh);
+# session, after bench/gpu_compile.sh), fsdp2_12b8_compile_long (twelfth);
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -27,6 +27,8 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # the two Python-bound ranks wait for each other. fsdp2_4b_keep keeps each layer gathered from its forward to its
 # backward (half the gathers); fsdp2_4b_units4 also shards four layers a unit (fsdp_layers_per_unit: 4, an eighth).
 
+# Since the twelfth session gemsql compiles the layers by default on a GPU: the pieces without "compile" in their name
+# keep measuring what they measured before with --set torch_compile=false.
 scale() {  # NAME FLAGS...: one bench/scaling.py invocation into $WORK/NAME, its log $WORK/NAME.log
   local name=$1; shift
   timeout 900 python3 bench/scaling.py "$@" --work "$WORK/$name" --out "$RECORDS/scaling.json" > "$WORK/$name.log" 2>&1
@@ -37,30 +39,30 @@ FSDP2_4B=(--model gemma-3-4b-random --strategy fsdp2 --gpus 1 2 --warmup 3)
 
 fsdp2_4b_profiled() {
   step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, profiled"
-  scale sc4b "${FSDP2_4B[@]}" --tokens 60000 --profile --note "FSDP2, profiled, equal CPU threads"
+  scale sc4b "${FSDP2_4B[@]}" --tokens 60000 --profile --set torch_compile=false --note "FSDP2, profiled, equal CPU threads"
   mkdir -p "$WORK/sc4b-profiles" && cp -r "$WORK"/sc4b/*.profile "$WORK/sc4b-profiles/" 2>/dev/null
 }
 
 fsdp2_4b() {
   step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, not profiled"
-  scale sc4bplain "${FSDP2_4B[@]}" --tokens 60000 --note "FSDP2, equal CPU threads"
+  scale sc4bplain "${FSDP2_4B[@]}" --tokens 60000 --set torch_compile=false --note "FSDP2, equal CPU threads"
 }
 
 fsdp2_4b_keep() {
   step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, layers kept gathered from forward to backward"
   scale sc4bkeep "${FSDP2_4B[@]}" --tokens 60000 --launch_args "--fsdp_reshard_after_forward false" \
-    --note "FSDP2, no reshard after forward, equal CPU threads"
+    --set torch_compile=false --note "FSDP2, no reshard after forward, equal CPU threads"
 }
 
 fsdp2_4b_units4() {
   step "FSDP2-QLoRA, random-init 4B, 4 x 512 per GPU, four layers a unit, kept gathered from forward to backward"
   scale sc4bunits4 "${FSDP2_4B[@]}" --tokens 60000 --launch_args "--fsdp_reshard_after_forward false" \
-    --set fsdp_layers_per_unit=4 --note "FSDP2, four layers a unit, no reshard after forward, equal CPU threads"
+    --set fsdp_layers_per_unit=4 torch_compile=false --note "FSDP2, four layers a unit, no reshard after forward, equal CPU threads"
 }
 
 fsdp2_4b16() {
   step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU"
-  scale sc4b16 "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --note "FSDP2, equal CPU threads, micro-batch 16"
+  scale sc4b16 "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --set torch_compile=false --note "FSDP2, equal CPU threads, micro-batch 16"
 }
 
 # Eleventh session: each decoder layer compiled (torch_compile), so that a step costs less Python per layer and the
@@ -83,17 +85,23 @@ fsdp2_12b8_compile() {
     --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled"
 }
 
+fsdp2_12b8_compile_long() {  # twelfth session: 1.20x over six timed steps; three times the steps
+  step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled, 200,000 tokens"
+  scale sc12b8cl --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 200000 --warmup 3 --micro_batch 8 \
+    --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled, 200k tokens"
+}
+
 fsdp2_12b() {
   step "FSDP2-QLoRA, random-init 12B, 2 x 512 per GPU"
   scale sc12b --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 24000 --warmup 3 --micro_batch 2 \
-    --note "FSDP2, equal CPU threads"
+    --set torch_compile=false --note "FSDP2, equal CPU threads"
 }
 
 ddp_270m() {
   step "DDP, Gemma 3 270M, 4 x 512 per GPU, gemsql's DDP defaults, each process on its own share of the cores, 3 launches"
   # ninth session without binding: 1.58x (median of 3); tenth, bound, one pair: 1.75x
   scale sc270bound --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --cpu_binding \
-    --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3"
+    --set torch_compile=false --note "equal CPU threads, gemsql's DDP defaults, cores bound, median of 3"
 }
 
 ddp_270m_accum2() {
@@ -101,7 +109,7 @@ ddp_270m_accum2() {
   # a step's own work (optimizer, clipping, the trainer's logging) is paid once per step: with two micro-batches a
   # step on two GPUs it weighs half as much against them, and DDP reduces the gradients once per two micro-batches
   scale sc270acc2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 200000 --repeats 3 --cpu_binding \
-    --accumulation 2 --note "equal CPU threads, gemsql's DDP defaults, cores bound, accumulation 2, median of 3"
+    --accumulation 2 --set torch_compile=false --note "equal CPU threads, gemsql's DDP defaults, cores bound, accumulation 2, median of 3"
 }
 
 fsdp2_train() {  # the scaling runs save nothing: this checks FSDP2's checkpoints, the adapter and a resume

@@ -51,7 +51,8 @@ ARCHS = {
 # The tutorial's recipe as written, then gemsql's levers added one at a time; "gemsql" is the shipped default.
 TUTORIAL = dict(attn_implementation="eager", packing=True, packing_strategy="wrapped", padding_free=False,
                 per_device_train_batch_size=1, gradient_accumulation_steps=4, gradient_checkpointing=True,
-                stop_token_training="full_embeddings", assistant_only_loss=False, use_liger_kernel=False)
+                learning_rate=2e-4, stop_token_training="full_embeddings", assistant_only_loss=False,
+                use_liger_kernel=False, torch_compile=False)
 LADDER = [
     ("+sdpa", dict(attn_implementation="sdpa")),
     ("+bfd_padding_free", dict(packing_strategy="bfd")),
@@ -60,11 +61,13 @@ LADDER = [
     ("+microbatch_4x1", dict(per_device_train_batch_size=4, gradient_accumulation_steps=1)),
     ("+liger", dict(use_liger_kernel=True)),
 ]
-# Levers on top of gemsql's default, measured one at a time: larger micro-batches (a token budget per step; the
-# learning rate scaled by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA,
-# batch lengths padded to a multiple of 128 (fewer shapes for cuDNN's per-shape attention setup) or not.
-CONFIGS = {
-    "tutorial": TUTORIAL, "gemsql": {},
+# gemsql's default until the twelfth session (4 x 512 at the tutorial's learning rate, layers not compiled): the base
+# of the lever rows below, so that a row's name keeps the meaning of the records measured under it.
+GEMSQL_4X512 = dict(per_device_train_batch_size=4, learning_rate=2e-4, torch_compile=False)
+# Levers on top of it, measured one at a time: larger micro-batches (a token budget per step; the learning rate scaled
+# by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA, batch lengths padded to a
+# multiple of 128 (fewer shapes for cuDNN's per-shape attention setup) or not.
+LEVERS = {
     "gemsql_mb1x4": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4),
     "gemsql_mb8x1": dict(per_device_train_batch_size=8),
     "gemsql_mb16x1": dict(per_device_train_batch_size=16),
@@ -84,13 +87,22 @@ CONFIGS = {
     "gemsql_pad128": dict(pad_to_multiple_of=128),  # the default on a GPU since the fourth session
     "gemsql_nopad": dict(pad_to_multiple_of=1),  # the default before it
     # cuDNN's attention: auto (the default since the fifth session) uses it from 8,192 tokens per micro-batch, so
-    # "gemsql" (4 x 512) trains without it and the mb16 rows with it; the rows below force one way
+    # "gemsql_4x512" trains without it and the mb16 rows with it; the rows below force one way
     "gemsql_cudnn": dict(cudnn_attention=True),  # "gemsql" as measured before the fifth session
     "gemsql_no_cudnn": dict(cudnn_attention=False),  # FlashAttention / memory-efficient SDPA instead of cuDNN's
     "gemsql_nopad_no_cudnn": dict(pad_to_multiple_of=1, cudnn_attention=False),
     "gemsql_mb16x1_lr4e-4_no_cudnn": dict(per_device_train_batch_size=16, learning_rate=4e-4, cudnn_attention=False),
     "gemsql_mb16x1_no_cudnn": dict(per_device_train_batch_size=16, cudnn_attention=False),
     "gemsql_mb16x1_lr4e-4_pad128": dict(per_device_train_batch_size=16, learning_rate=4e-4, pad_to_multiple_of=128),
+}
+CONFIGS = {
+    "tutorial": TUTORIAL,
+    # the tutorial's recipe at the default's tokens per micro-batch (16 x 512): the peak-memory comparison
+    "tutorial_mb16x1": {**TUTORIAL, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
+    "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers on a GPU
+    "gemsql_eager": dict(torch_compile=False),
+    "gemsql_4x512": GEMSQL_4X512,
+    **{name: {**GEMSQL_4X512, **lever} for name, lever in LEVERS.items()},
 }
 _acc = dict(TUTORIAL)
 for _name, _lever in LADDER:
@@ -222,10 +234,11 @@ def profiler_callback(warmup: int, steps: int, out: Path):
     return Profile()
 
 
-def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int):
+def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int, min_timed: int = 2):
     """A callback appending (time, tokens trained so far) to `marks` after every optimizer step, and ending training
-    once `tokens` are trained with more than `warmup` steps behind it (the GPU synchronised first, so a mark is
-    when the step's work is done). Under a launcher the token count is the sum over all processes."""
+    once `tokens` are trained with at least `min_timed` steps timed after the `warmup` ones (the GPU synchronised
+    first, so a mark is when the step's work is done). Under a launcher the token count is the sum over all
+    processes."""
     from transformers import TrainerCallback
 
     class Clock(TrainerCallback):
@@ -233,7 +246,7 @@ def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             marks.append((time.perf_counter(), state.num_input_tokens_seen))
-            if state.num_input_tokens_seen >= tokens and len(marks) > warmup + 1:
+            if state.num_input_tokens_seen >= tokens and len(marks) >= warmup + min_timed:
                 control.should_training_stop = True
 
     return Clock()

@@ -146,3 +146,41 @@ def test_every_launch_trains_the_same_global_batch_with_or_without_more_accumula
     assert [launch(g, 1)[0] for g in (1, 2)] == [2, 1]  # 8 sequences a step either way
     assert [launch(g, 2)[0] for g in (1, 2)] == [4, 2]  # 16 either way
     assert launch(1, 2)[1] == launch(2, 2)[1] == 4 and launch(1, 2)[2] == launch(2, 2)[2]
+
+
+def test_the_token_clock_times_at_least_min_timed_steps():
+    """The clock ends training at the token budget only once `min_timed` steps follow the warm-up: a budget reached
+    two steps after a profiled window timed two steps (the twelfth session's 12B pair), too few to compare."""
+    from types import SimpleNamespace
+
+    from train_throughput import token_clock
+
+    def steps_until_stop(min_timed: int) -> int:
+        marks: list = []
+        clock, state, control = token_clock(marks, tokens=1000, warmup=7, min_timed=min_timed), SimpleNamespace(), \
+            SimpleNamespace(should_training_stop=False)
+        for step in range(1, 50):
+            state.num_input_tokens_seen = 200 * step  # the budget is reached at step 5, inside the warm-up
+            clock.on_step_end(None, state, control)
+            if control.should_training_stop:
+                return step
+        return -1
+
+    assert steps_until_stop(2) == 9 and steps_until_stop(5) == 12  # timed: marks[6] .. marks[-1]
+
+
+def test_lever_rows_keep_their_meaning_when_the_default_moves():
+    """Every lever row of bench/train_throughput.py is gemsql's 4 x 512 eager default of its records plus its lever; the
+    tutorial keeps its own learning rate and eager layers; "gemsql" alone follows the shipped default."""
+    from train_throughput import CONFIGS, GEMSQL_4X512, LEVERS
+
+    from gemsql.config import load_config
+
+    assert CONFIGS["gemsql"] == {}
+    for name, lever in LEVERS.items():
+        assert CONFIGS[name] == {**GEMSQL_4X512, **lever}, name
+    old = load_config(None, **GEMSQL_4X512).train
+    assert (old.per_device_train_batch_size, old.learning_rate, old.torch_compile) == (4, 2e-4, False)
+    tutorial = load_config(None, **CONFIGS["tutorial"]).train
+    assert (tutorial.learning_rate, tutorial.torch_compile, tutorial.per_device_train_batch_size) == (2e-4, False, 1)
+    assert load_config(None, **CONFIGS["tutorial_mb16x1"]).train.per_device_train_batch_size == 16
