@@ -208,17 +208,19 @@ def test_recompute_is_on_while_training_when_configured(tmp_path, tiny_model):
 
 def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path, tiny_model):
     """torch_compile compiles the decoder layers, not the whole model through the trainer, and the compiled layers
-    train to the eager run's losses (QLoRA, on the CPU)."""
+    train to the eager run's losses (QLoRA, on the CPU), with activation recompute too (each compiled layer's forward
+    then runs again in the backward)."""
     import torch._dynamo
 
     from gemsql.data import prepare
     from gemsql.train import cleanup, setup
 
     losses = {}
-    for compiled in (False, True):
+    for compiled, recompute in ((False, False), (True, False), (True, True)):
         # every row padded to max_length: one shape, so one compile (a second shape would recompile, dynamic)
-        cfg = tiny_config(tmp_path / f"run-{compiled}", tiny_model, quantization="4bit", torch_compile=compiled,
-                          max_steps=3, logging_steps=1, report_to="none", pad_to_multiple_of=256)
+        cfg = tiny_config(tmp_path / f"run-{compiled}-{recompute}", tiny_model, quantization="4bit",
+                          torch_compile=compiled, gradient_checkpointing=recompute, max_steps=3, logging_steps=1,
+                          report_to="none", pad_to_multiple_of=256)
         prepare(cfg)
         torch._dynamo.reset()
         trainer, tokenizer = setup(cfg)
@@ -226,12 +228,14 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
         assert all((layer._compiled_call_impl is not None) is compiled for layer in layers)
         assert trainer.args.torch_compile is False  # the trainer would compile the whole model again
         result = trainer.train()
-        losses[compiled] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        assert trainer.model.get_base_model().is_activation_checkpointing is recompute
+        losses[compiled, recompute] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         if compiled:
             assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
             assert (cleanup(cfg, trainer, tokenizer, result).trained_dir / "adapter_model.safetensors").is_file()
-    assert len(losses[True]) == 3
-    assert losses[True] == pytest.approx(losses[False], rel=2e-3)
+    assert len(losses[True, False]) == len(losses[True, True]) == 3
+    assert losses[True, False] == pytest.approx(losses[False, False], rel=2e-3)
+    assert losses[True, True] == pytest.approx(losses[False, False], rel=2e-3)
 
 
 def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):
