@@ -503,6 +503,8 @@ def test_liger_makes_way_for_compiled_layers(monkeypatch):
     from gemsql.train import use_liger
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    _pretend_triton(monkeypatch, installed=True)
     liger_installed = importlib.util.find_spec("liger_kernel") is not None
     assert use_liger(load_config(None, torch_compile=False)) is liger_installed
     assert not use_liger(load_config(None))  # compiled by default on a GPU
@@ -510,18 +512,36 @@ def test_liger_makes_way_for_compiled_layers(monkeypatch):
     assert use_liger(load_config(None, torch_compile=True, use_liger_kernel=True))
 
 
+def _pretend_triton(monkeypatch, installed: bool) -> None:
+    """importlib finds Triton (or not) whatever this machine has (a CPU build of torch comes without it)."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        (find_spec("json") if installed else None) if name == "triton" else find_spec(name, *a)))
+
+
 def test_layers_are_compiled_by_default_only_where_measured(monkeypatch):
-    """torch_compile's default: an adapter on a CUDA GPU, alone or under DDP/FSDP2; not on the CPU, not for full
-    fine-tuning, not under FSDP1 or DeepSpeed (where the default is no error either); a set value always wins."""
+    """torch_compile's default: an adapter on a CUDA GPU, alone or under DDP/FSDP2; not on the CPU, not on a GPU older
+    than Triton compiles for, not for full fine-tuning, not under FSDP1 or DeepSpeed (where the default is no error
+    either); a set value always wins."""
     import torch
 
     from gemsql.config import load_config
     from gemsql.train import _check_engine, use_compile
 
     default, full = load_config(None), load_config(None, finetuning="full", quantization="none")
+    _pretend_triton(monkeypatch, installed=False)  # a CUDA GPU without Triton (its Windows builds, say)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    assert not use_compile(default)
+    _pretend_triton(monkeypatch, installed=True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert not use_compile(default) and use_compile(load_config(None, torch_compile=True))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (6, 0))  # older than Triton compiles for
+    assert not use_compile(default)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
     assert use_compile(default) and not use_compile(full)
     assert use_compile(load_config(None, finetuning="full", quantization="none", torch_compile=True))
     assert not use_compile(load_config(None, torch_compile=False))
