@@ -493,7 +493,7 @@ def test_cudnn_attention_auto_trains_with_cudnn_only_on_large_micro_batches(tmp_
     assert cudnn_in_training(load_config(None, cudnn_attention=True))
 
 
-def test_liger_makes_way_for_compiled_layers(monkeypatch):
+def test_liger_makes_way_for_compiled_layers(monkeypatch, tiny_model):
     """With the layers compiled, Liger's layer kernels are off unless asked for (inductor fuses norms itself)."""
     import importlib.util
 
@@ -507,7 +507,7 @@ def test_liger_makes_way_for_compiled_layers(monkeypatch):
     _pretend_triton(monkeypatch, installed=True)
     liger_installed = importlib.util.find_spec("liger_kernel") is not None
     assert use_liger(load_config(None, torch_compile=False)) is liger_installed
-    assert not use_liger(load_config(None))  # compiled by default on a GPU
+    assert not use_liger(load_config(None, model_name_or_path=str(tiny_model)))  # compiled by default on a GPU
     assert not use_liger(load_config(None, torch_compile=True))
     assert use_liger(load_config(None, torch_compile=True, use_liger_kernel=True))
 
@@ -521,16 +521,20 @@ def _pretend_triton(monkeypatch, installed: bool) -> None:
         (find_spec("json") if installed else None) if name == "triton" else find_spec(name, *a)))
 
 
-def test_layers_are_compiled_by_default_only_where_measured(monkeypatch):
-    """torch_compile's default: an adapter on a CUDA GPU, alone or under DDP/FSDP2; not on the CPU, not on a GPU older
-    than Triton compiles for, not for full fine-tuning, not under FSDP1 or DeepSpeed (where the default is no error
-    either); a set value always wins."""
+def test_layers_are_compiled_by_default_only_where_measured(monkeypatch, tiny_model, tmp_path):
+    """torch_compile's default: an adapter on a text-only model on a CUDA GPU, alone or under DDP/FSDP2; not on the CPU,
+    not on a GPU older than Triton compiles for, not for full fine-tuning or an image-text checkpoint, not under FSDP1
+    or DeepSpeed (where the default is no error either); a set value always wins."""
     import torch
+    from transformers import Gemma3Config
 
     from gemsql.config import load_config
     from gemsql.train import _check_engine, use_compile
 
-    default, full = load_config(None), load_config(None, finetuning="full", quantization="none")
+    Gemma3Config().save_pretrained(tmp_path / "image-text")  # the 4B's kind: a vision tower beside the text model
+    image_text = load_config(None, model_name_or_path=str(tmp_path / "image-text"))
+    default = load_config(None, model_name_or_path=str(tiny_model))
+    full = load_config(None, model_name_or_path=str(tiny_model), finetuning="full", quantization="none")
     _pretend_triton(monkeypatch, installed=False)  # a CUDA GPU without Triton (its Windows builds, say)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
@@ -542,7 +546,7 @@ def test_layers_are_compiled_by_default_only_where_measured(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (6, 0))  # older than Triton compiles for
     assert not use_compile(default)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
-    assert use_compile(default) and not use_compile(full)
+    assert use_compile(default) and not use_compile(full) and not use_compile(image_text)
     assert use_compile(load_config(None, finetuning="full", quantization="none", torch_compile=True))
     assert not use_compile(load_config(None, torch_compile=False))
     for env, compiled in (({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, True),

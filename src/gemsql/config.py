@@ -260,10 +260,11 @@ class TrainConfig:
         default=None,
         metadata={"help": "Compile each decoder layer with torch.compile (one compile serves every layer; the first "
                   "steps wait for it, about half a minute on the H200): fewer, fused kernels and less Python a step, "
-                  "1.56x tokens/s on the H200 at 16 x 512 (docs/benchmarks.md). Default: on for LoRA/QLoRA with a "
-                  "CUDA GPU that Triton compiles for (compute capability 7.0 or more), launched alone, under DDP or "
-                  "under FSDP2; off on the CPU, for full fine-tuning (not measured compiled) and under FSDP1 or "
-                  "DeepSpeed, where true is refused. Liger's layer kernels are then off unless use_liger_kernel is true."},
+                  "1.56x tokens/s on the H200 at 16 x 512 (docs/benchmarks.md). Default: on for LoRA/QLoRA of a "
+                  "text-only model (Gemma 3 270M/1B) on a CUDA GPU that Triton compiles for (compute capability 7.0 "
+                  "or more), launched alone, under DDP or under FSDP2; off on the CPU, for full fine-tuning and the "
+                  "image-text checkpoints (not measured compiled) and under FSDP1 or DeepSpeed, where true is "
+                  "refused. Liger's layer kernels are then off unless use_liger_kernel is true."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

@@ -74,21 +74,24 @@ SAME_NAME_IN_TRL = (
 
 
 def use_compile(cfg: Config) -> bool:
-    """The configured choice, or by default: on for an adapter on a CUDA GPU that Triton compiles for (compute
-    capability 7.0 or more, Triton installed), unless an engine that wraps or partitions the layers itself (FSDP1,
-    DeepSpeed) places the weights. Where it has been measured end to end (the H200, LoRA/QLoRA) it trained faster and
-    scored no lower; full fine-tuning compiled has not been, so it stays eager."""
+    """The configured choice, or by default: on for an adapter on a text-only model (Gemma 3 270M/1B) on a CUDA GPU
+    that Triton compiles for (compute capability 7.0 or more, Triton installed), unless an engine that wraps or
+    partitions the layers itself (FSDP1, DeepSpeed) places the weights. That is where it has been measured (the H200:
+    faster, and end to end no lower a score); full fine-tuning and the image-text checkpoints (4B and larger) have not
+    been compiled on a GPU, so they stay eager unless asked."""
     if cfg.train.torch_compile is not None:
         return cfg.train.torch_compile
     import importlib.util
 
     import torch
+    from transformers import AutoModelForCausalLM
 
-    from gemsql.model import engine_places_weights
+    from gemsql.model import engine_places_weights, model_class, resolve_model
 
     return (cfg.model.finetuning == "lora" and torch.cuda.is_available()
             and torch.cuda.get_device_capability() >= (7, 0) and importlib.util.find_spec("triton") is not None
-            and not engine_places_weights())
+            and not engine_places_weights()
+            and model_class(resolve_model(cfg.model.model_name_or_path)) is AutoModelForCausalLM)
 
 
 def use_liger(cfg: Config) -> bool:
