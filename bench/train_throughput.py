@@ -104,6 +104,9 @@ CONFIGS = {
     # the default with activation recompute: the tutorial's recipe at 16 x 512 peaked at 3.76 GiB, the default at 7.28
     # (twelfth session), most of it the activations of 8,192 tokens kept for the backward
     "gemsql_recompute": dict(gradient_checkpointing=True),
+    # without LoRA dropout (the tutorial's 0.05): PEFT then keeps no dropped-out copy of each adapted layer's input
+    # for the backward, seven a decoder layer
+    "gemsql_no_dropout": dict(lora_dropout=0.0),
     "gemsql_4x512": GEMSQL_4X512,
     **{name: {**GEMSQL_4X512, **lever} for name, lever in LEVERS.items()},
 }
