@@ -188,3 +188,20 @@ def test_lever_rows_keep_their_meaning_when_the_default_moves():
     assert resolved("tutorial") == (1, 4, 2e-4, False)
     assert resolved("tutorial_mb16x1") == (16, 1, 2e-4, False)
     assert CONFIGS["gemsql"] == {}  # the shipped default, which moves
+
+
+def test_saved_activations_counts_what_a_lever_frees(tmp_path, tiny_model):
+    """bench/saved_activations.py on the tiny model: without LoRA dropout the forward keeps less for the backward
+    (no dropped-out copy of each adapted layer's input), the same micro-batch either way, weights not counted; a
+    config with recompute is refused, not miscounted."""
+    from saved_activations import saved_bytes
+    from train_throughput import CONFIGS
+
+    model = str(tiny_model)
+    small = dict(max_length=128, quantization="none")
+    dropout = saved_bytes({**CONFIGS["gemsql_4x512"], **small}, model, tmp_path / "a", rows=60)
+    none = saved_bytes({**CONFIGS["gemsql_4x512"], **small, "lora_dropout": 0.0}, model, tmp_path / "b", rows=60)
+    assert dropout["batch_shape"] == none["batch_shape"] and dropout["batch_shape"][0] == 4
+    assert 0 < none["saved_bytes"] < dropout["saved_bytes"] and none["tensors"] < dropout["tensors"]
+    with pytest.raises(SystemExit, match="gradient_checkpointing"):
+        saved_bytes({**CONFIGS["gemsql_4x512"], **small, "gradient_checkpointing": True}, model, tmp_path / "c", rows=60)
