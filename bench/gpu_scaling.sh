@@ -79,17 +79,15 @@ ddp_270m16_compile() {
     --set torch_compile=true --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 16, layers compiled"
 }
 
-fsdp2_12b8_compile() {
-  step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled"
-  scale sc12b8c --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 64000 --warmup 3 --micro_batch 8 \
-    --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled"
+fsdp2_12b8c() {  # NAME TOKENS [NOTE SUFFIX]: the random-init 12B under FSDP2 at 8 x 512 per GPU, layers compiled
+  step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled, $2 tokens"
+  scale "$1" --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens "$2" --warmup 3 --micro_batch 8 \
+    --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled${3:-}"
 }
 
-fsdp2_12b8_compile_long() {  # twelfth session: 1.20x over six timed steps; three times the steps
-  step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled, 200,000 tokens"
-  scale sc12b8cl --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 200000 --warmup 3 --micro_batch 8 \
-    --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled, 200k tokens"
-}
+fsdp2_12b8_compile() { fsdp2_12b8c sc12b8c 64000; }
+# twelfth session: 1.20x over six timed steps; three times the steps
+fsdp2_12b8_compile_long() { fsdp2_12b8c sc12b8cl 200000 ", 200k tokens"; }
 
 fsdp2_12b() {
   step "FSDP2-QLoRA, random-init 12B, 2 x 512 per GPU"
