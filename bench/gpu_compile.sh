@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Issue #4, eleventh session: torch.compile of each decoder layer (gemsql's torch_compile since this session), the 270M
-# against the tutorial's recipe in the same run, the random-init 4B at 16 and 32 x 512 (MFU), each config in its own
-# process. With two GPUs (nvidia-h200-x2) the 270M rows run on GPU 0 and the 4B rows on GPU 1 side by side, each process
+# Issue #4's throughput rows (since the eleventh session): the 270M against the tutorial's recipe in the same run, the
+# random-init 4B (MFU), each config in its own process. With two GPUs (nvidia-h200-x2) the 270M rows run on GPU 0 and the 4B rows on GPU 1 side by side, each process
 # bound to its GPU's half of the cores, each model's rows compared only among themselves; with one, one after the other.
 # Stage as for bench/gpu_next.sh, then, detached, polling back to back:
 #   setsid nohup bash bench/gpu_compile.sh /root/work > /root/work/job.log 2>&1 &
@@ -9,13 +8,18 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the eleventh session left to measure (packed rows, the default since, against the
-# flattened layout; compiled or not). Its first lease ran, as committed in 4a35a7f: CONFIGS_270M="tutorial
-# gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql" CONFIGS_4B="gemsql_mb16x1_compile
-# gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" BUILTIN=1 (BUILTIN=1 adds the built-in set end to end at 16 x 512)
-NOTE=${NOTE:-"twelfth GPU session: one process per config"}
-CONFIGS_270M=${CONFIGS_270M:-"tutorial gemsql gemsql_flat gemsql_compile gemsql_compile_flat gemsql_mb16x1_lr4e-4_compile"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_mb16x1_compile gemsql_mb16x1 gemsql_mb32x1_compile"}
+# What each model runs. Defaults: what the twelfth session left to measure (issue #4's memory target for the default
+# of 16 x 512, lr 4e-4, compiled: the default with recompute or without LoRA dropout beside the default, the tutorial's
+# recipe at 16 x 512 a micro-batch and as written; the 4B as shipped). Earlier leases, in git: the eleventh's first
+# (4a35a7f) CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
+# CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" BUILTIN=1 PROFILE_4B=
+# gemsql_mb16x1_compile (BUILTIN=1 adds the built-in set end to end at 16 x 512); the twelfth's (8d14d80)
+# CONFIGS_270M="tutorial gemsql gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_compile gemsql_compile" (gemsql then 4 x 512)
+# CONFIGS_4B="gemsql_mb32x1_compile gemsql_mb16x1" PROFILE_4B=gemsql_mb16x1_compile.
+NOTE=${NOTE:-"thirteenth GPU session: one process per config"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql"}
+PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
 BUILTIN=${BUILTIN:-0}
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
@@ -42,13 +46,14 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
   step "builtin16c: exit $? $(grep -a -i "execution accuracy\|accuracy" "$WORK/builtin16c.log" | tail -2)"
 }
 
-rows_4b() {  # GPU CPUS: the 4B's MFU with and without compiled layers, then what bounds the best (profiled)
+rows_4b() {  # GPU CPUS: the 4B's MFU, then (PROFILE_4B) what bounds a config
   local c
   for c in $CONFIGS_4B; do
     tt "$1" "$2" 4b gemma-3-4b-random 120000 3 $c
   done
+  [ -n "$PROFILE_4B" ] || return 0
   CUDA_VISIBLE_DEVICES=$1 timeout 300 taskset -c "$2" python3 bench/train_throughput.py --model gemma-3-4b-random \
-    --tokens 60000 --warmup 3 --configs gemsql_mb16x1_compile --work "$WORK/4b" --profile "$WORK/tt4b-profile" \
+    --tokens 60000 --warmup 3 --configs "$PROFILE_4B" --work "$WORK/4b" --profile "$WORK/tt4b-profile" \
     --note "profiled" --out "$RECORDS/tt4b_profiled.json" >> "$WORK/tt_4b.log" 2>&1
   step "4b profiled: exit $?"
 }

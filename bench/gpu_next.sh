@@ -11,8 +11,7 @@
 # Part 1 trains side by side (a 270M QLoRA run leaves the GPU mostly idle): Spider variants on the whole
 # training split and a built-in model for the benchmarks. Part 2 runs one thing at a time: each
 # throughput figure has the GPU to itself.
-# Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_x2.sh there instead (issue #4's levers, compiled layers end to end,
-# then issue #9).
+# Two GPUs lent (nvidia-h200-x2)? Run bench/gpu_x2.sh there instead (issue #4's memory levers, then issue #9).
 # Keep polling back to back: the machine goes back 30 s after a command returns, and this job with it. Each
 # poll ends with: bash bench/gpu_collect.sh /root/work "$OUT"; cp /root/work/out/*.json /root/work/out/*.tgz "$OUT"/
 set -uo pipefail
@@ -46,9 +45,7 @@ for strategy in fsdp fsdp2; do
     --note "one GPU, FSDP1 and FSDP2 in one run" --work "$WORK/sc4b1" --out "$RECORDS/scaling.json" >> "$WORK/sc4b1.log" 2>&1
 done
 
-step "#4: packed rows and compiled layers, the 270M beside the tutorial, then the 4B (bench/gpu_compile.sh, one GPU)"
-# Eleventh session (two-GPU machine): the 4B at 16 x 512, compiled, 20,109 tokens/s with packed rows against 11,786
-# flattened; the 270M with packed rows not measured yet
+step "#4: the memory levers of the default, the 270M beside the tutorial, then the 4B (bench/gpu_compile.sh, one GPU)"
 bash bench/gpu_compile.sh "$WORK"
 
 step "#3/#4 evaluation with gemsql's decoding default (no cuDNN attention), batch 1,000 and 128"

@@ -16,8 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source bench/gpu_env.sh "${1:-/root/work}"
 
-CONFIGS_270M="gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial" CONFIGS_4B="gemsql" NOTE="thirteenth GPU session: one process per config" \
-  bash bench/gpu_compile.sh "$WORK"
+bash bench/gpu_compile.sh "$WORK"  # its default configs
 
 bash bench/gpu_scaling.sh "$WORK" ddp_270m16_compile fsdp2_4b16_compile fsdp2_12b8_compile_long
 step "all done"
