@@ -10,7 +10,8 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the twelfth session left to measure (issue #4's memory target for the default
 # of 16 x 512, lr 4e-4, compiled: the default with recompute or without LoRA dropout beside the default, the tutorial's
-# recipe at 16 x 512 a micro-batch and as written; the 4B as shipped). Earlier leases, in git: the eleventh's first
+# recipe at 16 x 512 a micro-batch and as written; the 4B as shipped and with recompute, what recompute would cost
+# its MFU if it became the default). Earlier leases, in git: the eleventh's first
 # (4a35a7f) CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" BUILTIN=1 PROFILE_4B=
 # gemsql_mb16x1_compile (BUILTIN=1 adds the built-in set end to end at 16 x 512); the twelfth's (8d14d80)
@@ -18,7 +19,7 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # CONFIGS_4B="gemsql_mb32x1_compile gemsql_mb16x1" PROFILE_4B=gemsql_mb16x1_compile.
 NOTE=${NOTE:-"thirteenth GPU session: one process per config"}
 CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_recompute"}
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
 BUILTIN=${BUILTIN:-0}
 CORES=$(nproc)
