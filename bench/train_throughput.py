@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ from gemsql.files import read_jsonl
 from gemsql.model import attention_kernels
 from gemsql.data.prompt import user_message
 from gemsql.train import cudnn_in_training, setup
+import memory_peak
 from results_file import record
 
 PEAK_TFLOPS = 989.0
@@ -107,6 +109,10 @@ CONFIGS = {
     # without LoRA dropout (the tutorial's 0.05): PEFT then keeps no dropped-out copy of each adapted layer's input
     # for the backward, seven a decoder layer
     "gemsql_no_dropout": dict(lora_dropout=0.0),
+    # without training the turn tokens' embedding rows (stop_token_training: none): PEFT's trainable tokens build a
+    # full copy of the tied embedding matrix each forward, and its gradient is full size (thirteenth session)
+    "gemsql_recompute_no_turn_tokens": dict(gradient_checkpointing=True, stop_token_training="none"),
+    "gemsql_no_turn_tokens": dict(stop_token_training="none"),
     "gemsql_4x512": GEMSQL_4X512,
     **{name: {**GEMSQL_4X512, **lever} for name, lever in LEVERS.items()},
 }
@@ -259,7 +265,7 @@ def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int, min_ti
 
 
 def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
-              eval_rows: int, base: dict, profile: Path | None = None) -> dict:
+              eval_rows: int, base: dict, profile: Path | None = None, memory: Path | None = None) -> dict:
     run_dir = work / name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -281,7 +287,8 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         trainer.add_callback(profiler_callback(warmup, 3, profile / f"profile_{name}.txt"))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    with attention_kernels(cudnn_in_training(cfg)):  # as gemsql.train.train does
+    traced = memory_peak.traced(memory / f"memory_{name}.txt") if memory is not None else nullcontext()
+    with attention_kernels(cudnn_in_training(cfg)), traced:  # as gemsql.train.train does
         trainer.train()
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]
@@ -317,6 +324,8 @@ def main() -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--out", default="docs/benchmarks/train_throughput.json")
     p.add_argument("--profile", default=None, help="folder for a torch.profiler summary of 3 steps per config")
+    p.add_argument("--memory", default=None, help="folder for what each config's peak GPU memory holds "
+                   "(bench/memory_peak.py; the allocator's trace slows the steps, so give such runs their own --note)")
     p.add_argument("--note", default="", help="kept with the records; a new note keeps the older records of the "
                    "same model and config instead of replacing them")
     args = p.parse_args()
@@ -338,7 +347,8 @@ def main() -> int:
     for name in args.configs:
         try:
             r = bench_one(model_path, name, CONFIGS[name], work / "data_run", work, args.tokens, args.warmup,
-                          args.eval_rows, base, Path(args.profile) if args.profile else None)
+                          args.eval_rows, base, Path(args.profile) if args.profile else None,
+                          Path(args.memory) if args.memory and torch.cuda.is_available() else None)
         except Exception as e:  # one lever failing (a kernel missing, out of memory) must not lose the others
             r = {"config": name, "error": f"{type(e).__name__}: {e}"[:500]}
         r["model"] = args.model
