@@ -227,7 +227,8 @@ class TrainConfig:
     gradient_checkpointing: bool = field(
         default=False,
         metadata={"help": "Recompute activations to save memory (about a third more compute); turn on for large "
-                  "models on small GPUs."},
+                  "models on small GPUs. With compiled layers (torch_compile) each layer recomputes inside its "
+                  "compiled region."},
     )
     optim: str = field(default="adamw_torch_fused", metadata={"help": "transformers optimizer name."})
     learning_rate: float = field(

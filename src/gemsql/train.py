@@ -182,8 +182,9 @@ def sft_config(cfg: Config, output_dir: Path):
         **{name: getattr(t, name) for name in SAME_NAME_IN_TRL},
         optim=optim,
         # transformers' name for recompute since 5.2x (`gradient_checkpointing`, the tutorial's and gemsql's name, is
-        # its deprecated alias there, with a warning in every run)
-        activation_checkpointing=t.gradient_checkpointing,
+        # its deprecated alias there, with a warning in every run); compiled layers recompute inside their compiled
+        # region instead (gemsql.model.compile_layers)
+        activation_checkpointing=t.gradient_checkpointing and not use_compile(cfg),
         use_liger_kernel=use_liger(cfg),
         pad_to_multiple_of=pad_multiple(cfg),
         report_to=[] if t.report_to == "none" else [t.report_to],
@@ -252,7 +253,8 @@ def setup(cfg: Config):
         # the CPU)
         from gemsql.model import compile_layers
 
-        log.info("compiling %d layers", compile_layers(trainer.model))
+        recompute = cfg.train.gradient_checkpointing
+        log.info("compiling %d layers%s", compile_layers(trainer.model, recompute), ", recomputed in the backward" * recompute)
     return trainer, tokenizer
 
 

@@ -139,18 +139,37 @@ def decoder_layers(model) -> list:
     return [m for m in model.modules() if any(c.__name__ in names for c in type(m).__mro__)]
 
 
-def compile_layers(model) -> int:
+def compile_layers(model, recompute: bool = False) -> int:
     """Compile each decoder layer in place with torch.compile (regional compilation), before it first runs; returns
-    how many.
+    how many. With `recompute`, each layer's forward runs under activation checkpointing inside its compiled region.
 
     The layers share one code path, so one compile (and one recompile when a second sequence length marks the shapes
     dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this way against 74 s whole.
     In place (`Module.compile`), the layer keeps its hooks, which FSDP2 gathers its shards in. Only the layers: the
-    embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled."""
+    embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled.
+
+    Recompute goes inside the compiled region, where torch.compile plans it (PyTorch's supported order, issue
+    pytorch/pytorch#143176), rather than transformers' checkpointing around the compiled call: that way on the H200
+    the 270M kept every layer's 4-bit matmul outputs to the backward, 1.9 of its 3.85 GiB peak at 16 x 512 tokens
+    (bench/memory_peak.py, docs/benchmarks.md)."""
     layers = decoder_layers(model)
     for layer in layers:
+        if recompute:
+            layer.forward = _recomputed(layer.forward)
         layer.compile()
     return len(layers)
+
+
+def _recomputed(forward):
+    """`forward` under non-reentrant activation checkpointing: what it computes is kept only for the layer's inputs,
+    and recomputed in the backward (dropout masks included: the compiled graphs share their RNG state)."""
+    from torch.utils.checkpoint import checkpoint
+
+    # a plain function, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
+    def forward_recomputed(*args, **kwargs):
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+    return forward_recomputed
 
 
 def engine_places_weights() -> bool:
