@@ -8,20 +8,23 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the twelfth session left to measure (issue #4's memory target for the default
-# of 16 x 512, lr 4e-4, compiled: the default with recompute or without LoRA dropout beside the default, the tutorial's
-# recipe at 16 x 512 a micro-batch and as written; the 4B as shipped and with recompute, what recompute would cost
-# its MFU if it became the default). Earlier leases, in git: the eleventh's first
-# (4a35a7f) CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
-# CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" BUILTIN=1 PROFILE_4B=
-# gemsql_mb16x1_compile (BUILTIN=1 adds the built-in set end to end at 16 x 512); the twelfth's (8d14d80)
-# CONFIGS_270M="tutorial gemsql gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_compile gemsql_compile" (gemsql then 4 x 512)
-# CONFIGS_4B="gemsql_mb32x1_compile gemsql_mb16x1" PROFILE_4B=gemsql_mb16x1_compile.
-NOTE=${NOTE:-"thirteenth GPU session: one process per config"}
-CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_recompute"}
+# What each model runs. Defaults: what the thirteenth session left to measure (issue #4's memory target: the default
+# with recompute, now inside each compiled layer (1a0b5b1), against the tutorial's recipe at 16 x 512 a micro-batch,
+# 3.76 GiB; the default beside it; the 4B's MFU with and without recompute), then the 270M's peaks traced
+# (bench/memory_peak.py) and the built-in set for one epoch end to end with recompute (BUILTIN=1: the accuracy the
+# default would keep if recompute became it). Earlier leases, in git: the eleventh's first (4a35a7f)
+# CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
+# CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
+# the twelfth's (8d14d80) CONFIGS_270M="tutorial gemsql gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_compile
+# gemsql_compile" CONFIGS_4B="gemsql_mb32x1_compile gemsql_mb16x1" PROFILE_4B=gemsql_mb16x1_compile; the thirteenth's
+# (f59ae87) CONFIGS_270M="gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial"
+# CONFIGS_4B="gemsql gemsql_recompute" BUILTIN=0.
+NOTE=${NOTE:-"fourteenth GPU session: one process per config"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql tutorial_mb16x1 tutorial"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_recompute gemsql"}
+MEMORY_270M=${MEMORY_270M:-"gemsql_recompute gemsql"}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
-BUILTIN=${BUILTIN:-0}
+BUILTIN=${BUILTIN:-1}
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
@@ -38,13 +41,20 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
   for c in $CONFIGS_270M; do
     tt "$1" "$2" 270m gemma-3-270m 200000 10 $c
   done
+  [ -z "$MEMORY_270M" ] || {
+    CUDA_VISIBLE_DEVICES=$1 OMP_NUM_THREADS=8 timeout 480 taskset -c "$2" python3 bench/train_throughput.py \
+      --model gemma-3-270m --tokens 40000 --warmup 3 --configs $MEMORY_270M --work "$WORK/270m" --memory "$WORK/memory" \
+      --note "$NOTE, allocator traced (--memory), 40k tokens" --out "$RECORDS/train_throughput_270m_traced.json" \
+      >> "$WORK/tt_270m.log" 2>&1
+    step "270m traced: exit $? $(head -1 "$WORK"/memory/memory_*.txt 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
+  }
   [ "$BUILTIN" = 1 ] || return 0
-  # the built-in set end to end at 16 x 512, lr 4e-4, compiled: 100 steps are the tokens of the fourth session's 400
-  # steps at 4 x 512 (87.0 % on 200 test rows, docs/builtin_gpu_400_steps.json)
+  # the built-in set end to end for one epoch as shipped but with recompute (inside the compiled layers): the
+  # twelfth session's one epoch of the default scored 98.2 % in 2.21 minutes (docs/builtin_gpu_epoch_batches.json)
   CUDA_VISIBLE_DEVICES=$1 timeout 600 taskset -c "$2" python3 -m gemsql run configs/builtin-gpu.yaml \
-    --output_dir "$WORK/builtin16c" --per_device_train_batch_size 16 --learning_rate 4e-4 --torch_compile true \
-    --max_steps 100 --eval_rows 200 --evaluate_base false > "$WORK/builtin16c.log" 2>&1
-  step "builtin16c: exit $? $(grep -a -i "execution accuracy\|accuracy" "$WORK/builtin16c.log" | tail -2)"
+    --output_dir "$WORK/builtin_recompute" --gradient_checkpointing true --evaluate_base false \
+    > "$WORK/builtin_recompute.log" 2>&1
+  step "builtin_recompute: exit $? $(grep -a -i "execution accuracy\|accuracy" "$WORK/builtin_recompute.log" | tail -2)"
 }
 
 rows_4b() {  # GPU CPUS: the 4B's MFU, then (PROFILE_4B) what bounds a config

@@ -6,7 +6,8 @@
 #   setsid nohup bash bench/gpu_scaling.sh /root/work [PIECE ...] > /root/work/job.log 2>&1 &
 # PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2
 # fsdp2_4b16 fsdp2_train; not in the default list: fsdp2_4b16_compile ddp_270m16_compile fsdp2_12b8_compile (eleventh
-# session, after bench/gpu_compile.sh), fsdp2_12b8_compile_long (twelfth);
+# session, after bench/gpu_compile.sh), fsdp2_12b8_compile_long (twelfth), fsdp2_12b16_recompute ddp_270m32_compile
+# (thirteenth);
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -86,6 +87,22 @@ fsdp2_12b8c() {  # NAME TOKENS [NOTE SUFFIX]: the random-init 12B under FSDP2 at
 }
 
 fsdp2_12b8_compile() { fsdp2_12b8c sc12b8c 64000; }
+
+# Thirteenth session: the 12B 1.54x at 8 x 512, its one-GPU step bound on the CPU side; twice the tokens a step, with
+# recompute inside the compiled layers (1a0b5b1) to make room for them
+fsdp2_12b16_recompute() {
+  step "FSDP2-QLoRA, random-init 12B, 16 x 512 per GPU, layers compiled with recompute, 200000 tokens"
+  scale sc12b16r --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 200000 --warmup 3 --micro_batch 16 \
+    --set torch_compile=true gradient_checkpointing=true \
+    --note "FSDP2, equal CPU threads, micro-batch 16, layers compiled with recompute, 200k tokens"
+}
+
+# Thirteenth session: the 270M 1.46x at 16 x 512 (0.15 s a step on one GPU); half the steps for the same tokens
+ddp_270m32_compile() {
+  step "DDP, Gemma 3 270M, 32 x 512 per GPU, layers compiled, cores bound"
+  scale sc270c32 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 32 --cpu_binding \
+    --set torch_compile=true --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 32, layers compiled"
+}
 # twelfth session: 1.20x over six timed steps; three times the steps
 fsdp2_12b8_compile_long() { fsdp2_12b8c sc12b8cl 200000 ", 200k tokens"; }
 

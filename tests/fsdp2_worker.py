@@ -3,7 +3,7 @@ base stored in the compute dtype, LoRA on all linear layers, trainable turn-toke
 loses and learns the same whether whole or sharded by gemsql's FSDP2 units (gemsql.distributed.shard_fsdp2: one per
 decoder layer, or two layers a unit with fsdp_layers_per_unit: 2, the root unit holding the embedding tied to the
 output head), one optimizer step included, and rank 0 saves the whole adapter; with torch_compile too (its layers
-compiled in place after sharding), to within bf16 rounding.
+compiled in place after sharding), with and without recompute inside them, to within bf16 rounding.
 
     torchrun --nproc_per_node 2 tests/fsdp2_worker.py CONFIG.yaml RESULT.json
 """
@@ -94,7 +94,10 @@ def main(config: str, result: str) -> None:
     out = {"per_layer": sharded(cfg, whole),
            "two_layers_a_unit": sharded(replace(cfg, train=replace(cfg.train, fsdp_layers_per_unit=2)), whole),
            # the layers compiled in place after sharding: FSDP2's hooks (gather, reshard) still run on each
-           "compiled": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True)), whole)}
+           "compiled": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True)), whole),
+           # and recomputing inside each compiled layer (the FSDP2 gathers again for the backward's recompute)
+           "compiled_recompute": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True,
+                                                                     gradient_checkpointing=True)), whole)}
     if dist.get_rank() == 0:
         with open(result, "w") as f:
             json.dump(out, f)
