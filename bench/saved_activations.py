@@ -1,11 +1,13 @@
 """Where a training step's activation memory goes, without a GPU: the bytes of the tensors one training forward keeps
-for its backward, per config, counted on the CPU (eager layers: a compiled layer decides for itself what it keeps).
+for its backward, per config, counted on the CPU: with eager layers, or (--compiled) with the layers compiled as
+gemsql compiles them, where each compiled layer's own choice of what to keep is counted, recompute inside it included.
 
 Every tensor autograd saves passes through a saved-tensors hook; one storage saved twice counts once, and the model's
 own weights (saved by reference) count not at all. It answers "what would this lever free?" before a GPU run measures
 the peak (bench/train_throughput.py); it is not a peak itself (no gradients, optimizer state or temporaries).
 
     python bench/saved_activations.py --model gemma-3-270m --configs gemsql gemsql_no_dropout gemsql_4x512
+    python bench/saved_activations.py --compiled --configs gemsql gemsql_recompute
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ from gemsql.model import compute_dtype  # noqa: E402
 from gemsql.train import setup  # noqa: E402
 
 
-def saved_bytes(overrides: dict, model: str, work: Path, rows: int) -> dict:
-    """One micro-batch of the config, forward only: the bytes autograd keeps, and the batch's real tokens."""
-    values = {**overrides, "torch_compile": False}  # eager layers: what PEFT and transformers themselves keep
+def saved_bytes(overrides: dict, model: str, work: Path, rows: int, compiled: bool = False) -> dict:
+    """One micro-batch of the config, forward only: the bytes autograd keeps, and the batch's real tokens. Eager
+    layers count what PEFT and transformers themselves keep; compiled layers (`compiled`) what each compiled layer
+    hands autograd to keep, which is where its recompute shows."""
+    values = {**overrides, "torch_compile": compiled}
     cfg = load_config(None, model_name_or_path=model, dataset="builtin", num_rows=rows, test_size=16,
                       output_dir=str(work), report_to="none", **values)
-    if cfg.train.gradient_checkpointing:
+    if cfg.train.gradient_checkpointing and not compiled:
         # non-reentrant checkpointing installs saved-tensor hooks of its own inside each layer, which hide from these
-        raise SystemExit("saved_activations: configs with gradient_checkpointing are not counted (their layers keep "
-                         "tensors through checkpoint's own hooks, which this count does not see)")
+        raise SystemExit("saved_activations: configs with gradient_checkpointing are counted only with --compiled "
+                         "(eager layers keep tensors through checkpoint's own hooks, which this count does not see)")
     prepare(cfg)
     trainer, _ = setup(cfg)
     model_ = trainer.model
@@ -56,6 +60,7 @@ def saved_bytes(overrides: dict, model: str, work: Path, rows: int) -> dict:
         trainer.compute_loss(model_, batch)
     tokens = int((batch["labels"] != -100).sum()) if "labels" in batch else None
     return {"saved_gib": round(sum(kept.values()) / 2**30, 3), "saved_bytes": sum(kept.values()), "tensors": len(kept),
+            "layers": "compiled" if compiled else "eager",
             "compute_dtype": str(compute_dtype(cfg.model)).removeprefix("torch."),
             "batch_shape": list(batch["input_ids"].shape), "loss_tokens": tokens}
 
@@ -66,15 +71,17 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=["gemsql", "gemsql_no_dropout"],
                    help="rows of bench/train_throughput.py's CONFIGS")
     p.add_argument("--rows", type=int, default=1000, help="built-in rows prepared (enough to fill a micro-batch)")
-    p.add_argument("--out", help="append the results to this JSON list (key: model, config)")
+    p.add_argument("--compiled", action="store_true", help="compile the layers as gemsql does on a GPU (on the CPU: "
+                   "a minute or more a config)")
+    p.add_argument("--out", help="append the results to this JSON list (key: model, config, layers)")
     args = p.parse_args()
     for name in args.configs:
         with tempfile.TemporaryDirectory(prefix="gemsql-saved-") as work:
             r = {"model": args.model, "config": name, "device": "cpu",
-                 **saved_bytes(CONFIGS[name], args.model, Path(work), args.rows)}
+                 **saved_bytes(CONFIGS[name], args.model, Path(work), args.rows, args.compiled)}
         print(json.dumps(r), flush=True)
         if args.out:
-            record(args.out, r, key=("model", "config"))
+            record(args.out, r, key=("model", "config", "layers"))
 
 
 if __name__ == "__main__":

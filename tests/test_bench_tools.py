@@ -207,6 +207,24 @@ def test_saved_activations_counts_what_a_lever_frees(tmp_path, tiny_model):
         saved_bytes({**CONFIGS["gemsql_4x512"], **small, "gradient_checkpointing": True}, model, tmp_path / "c", rows=60)
 
 
+def test_compiled_layers_with_recompute_keep_little_more_than_their_inputs(tmp_path, tiny_model):
+    """bench/saved_activations.py --compiled: a compiled layer that recomputes inside its compiled region (gemsql's
+    torch_compile with gradient_checkpointing) hands autograd a third or less of what it keeps without recompute."""
+    import torch._dynamo
+
+    from saved_activations import saved_bytes
+    from train_throughput import CONFIGS
+
+    kept = {}
+    for recompute in (False, True):
+        torch._dynamo.reset()
+        kept[recompute] = saved_bytes({**CONFIGS["gemsql_4x512"], "max_length": 128, "quantization": "none",
+                                       "pad_to_multiple_of": 128, "gradient_checkpointing": recompute},
+                                      str(tiny_model), tmp_path / str(recompute), rows=60, compiled=True)
+    assert kept[True]["layers"] == "compiled" and kept[True]["batch_shape"] == kept[False]["batch_shape"]
+    assert 0 < kept[True]["saved_bytes"] < kept[False]["saved_bytes"] / 3
+
+
 def test_the_memory_peak_is_replayed_from_the_allocators_events():
     """bench/memory_peak.py: the peak is the most bytes alive at once (a block freed before the next alloc does not
     add up), what was allocated before recording counts in it, and the blocks alive at the peak are grouped by the
