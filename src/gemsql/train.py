@@ -254,7 +254,8 @@ def setup(cfg: Config):
         from gemsql.model import compile_layers
 
         recompute = cfg.train.gradient_checkpointing
-        log.info("compiling %d layers%s", compile_layers(trainer.model, recompute), ", recomputed in the backward" * recompute)
+        n = compile_layers(trainer.model, recompute)
+        log.info("compiling %d layers%s", n, ", each recomputing its forward in the backward" if recompute else "")
     return trainer, tokenizer
 
 

@@ -149,8 +149,8 @@ def compile_layers(model, recompute: bool = False) -> int:
     embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled.
 
     Recompute goes inside the compiled region, where torch.compile plans it (PyTorch's supported order, issue
-    pytorch/pytorch#143176), rather than transformers' checkpointing around the compiled call: that way on the H200
-    the 270M kept every layer's 4-bit matmul outputs to the backward, 1.9 of its 3.85 GiB peak at 16 x 512 tokens
+    pytorch/pytorch#143176). transformers' checkpointing around the compiled call instead left the 270M on the H200
+    with every layer's 4-bit matmul outputs kept to the backward, 1.9 of its 3.85 GiB peak at 16 x 512 tokens
     (bench/memory_peak.py, docs/benchmarks.md)."""
     layers = decoder_layers(model)
     for layer in layers:
