@@ -7,7 +7,7 @@
 # PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2
 # fsdp2_4b16 fsdp2_train; not in the default list: fsdp2_4b16_compile ddp_270m16_compile fsdp2_12b8_compile (eleventh
 # session, after bench/gpu_compile.sh), fsdp2_12b8_compile_long (twelfth), fsdp2_12b16_recompute ddp_270m32_compile
-# (thirteenth);
+# ddp_270m16_compile_profiled (thirteenth);
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -102,6 +102,15 @@ ddp_270m32_compile() {
   step "DDP, Gemma 3 270M, 32 x 512 per GPU, layers compiled, cores bound"
   scale sc270c32 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 32 --cpu_binding \
     --set torch_compile=true --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 32, layers compiled"
+}
+
+# Thirteenth session: what bounds the 270M's two-GPU step at 16 x 512 compiled (1.46x), every rank profiled; the
+# profiles land in $WORK/sc270c16p/*.profile/rank<N>.txt (bench/gpu_collect.sh brings them)
+ddp_270m16_compile_profiled() {
+  step "DDP, Gemma 3 270M, 16 x 512 per GPU, layers compiled, cores bound, profiled"
+  scale sc270c16p --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 16 --cpu_binding \
+    --profile --set torch_compile=true \
+    --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 16, layers compiled, profiled"
 }
 # twelfth session: 1.20x over six timed steps; three times the steps
 fsdp2_12b8_compile_long() { fsdp2_12b8c sc12b8cl 200000 ", 200k tokens"; }
