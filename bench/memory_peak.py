@@ -27,18 +27,20 @@ def owner(frames: list[dict]) -> str:
     return f"{frames[0]['filename']}:{frames[0]['line']} {frames[0]['name']}" if frames else "(no Python frame)"
 
 
-def peak_composition(trace: list[dict], baseline: int) -> tuple[int, list[tuple[str, int, int]]]:
+def peak_composition(trace: list[dict], baseline: int) -> tuple[int, str, list[tuple[str, int, int]]]:
     """Replay allocator events (torch.cuda.memory._snapshot()['device_traces'][device]) from `baseline` bytes already
-    allocated when recording started: the peak, and the blocks alive at it as (owner, bytes, blocks), largest first."""
+    allocated when recording started: the peak, the owner of the allocation that reached it (the phase of the step
+    the peak falls in), and the blocks alive at it as (owner, bytes, blocks), largest first."""
     live: dict[int, dict] = {}
     current = peak = baseline
     at_peak: dict[int, dict] = {}
+    reached_by = "(nothing allocated while recording)"
     for e in trace:
         if e["action"] == "alloc":
             live[e["addr"]] = e
             current += e["size"]
             if current > peak:
-                peak, at_peak = current, dict(live)
+                peak, at_peak, reached_by = current, dict(live), owner(e.get("frames", []))
         elif e["action"] == "free_requested" and e["addr"] in live:  # the tensor is gone: allocated bytes drop here
             current -= live.pop(e["addr"])["size"]
     groups: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
@@ -48,7 +50,7 @@ def peak_composition(trace: list[dict], baseline: int) -> tuple[int, list[tuple[
         g[1] += 1
     if baseline:
         groups["(allocated before recording: weights, adapter, optimizer state so far)"] = [baseline, 0]
-    return peak, sorted(((k, b, n) for k, (b, n) in groups.items()), key=lambda r: -r[1])
+    return peak, reached_by, sorted(((k, b, n) for k, (b, n) in groups.items()), key=lambda r: -r[1])
 
 
 @contextmanager
@@ -63,10 +65,11 @@ def traced(out: Path, max_entries: int = 2_000_000):
         snapshot = torch.cuda.memory._snapshot()
         torch.cuda.memory._record_memory_history(enabled=None)
         trace = snapshot["device_traces"][torch.cuda.current_device()]
-        peak, rows = peak_composition(trace, baseline)
+        peak, reached_by, rows = peak_composition(trace, baseline)
         lines = [f"peak allocated (replayed): {peak / 2**30:.2f} GiB; torch.cuda.max_memory_allocated: "
                  f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; {len(trace)} events"
-                 + (" (the ring buffer filled: the earliest are lost)" if len(trace) >= max_entries else ""), ""]
+                 + (" (the ring buffer filled: the earliest are lost)" if len(trace) >= max_entries else ""),
+                 f"reached by an allocation at {reached_by}", ""]
         lines += [f"{b / 2**30:8.3f} GiB {n:6d} blocks  {k}" for k, b, n in rows[:30]]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines) + "\n")

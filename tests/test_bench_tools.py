@@ -227,8 +227,9 @@ def test_compiled_layers_with_recompute_keep_little_more_than_their_inputs(tmp_p
 
 def test_the_memory_peak_is_replayed_from_the_allocators_events():
     """bench/memory_peak.py: the peak is the most bytes alive at once (a block freed before the next alloc does not
-    add up), what was allocated before recording counts in it, and the blocks alive at the peak are grouped by the
-    library line that asked for them, largest first."""
+    add up; blocks 1, 3 and 4 alive together without block 2), what was allocated before recording counts in it, the
+    allocation that reached it is named, and the blocks alive at the peak are grouped by the library line that asked
+    for them, largest first."""
     from memory_peak import peak_composition
 
     def alloc(addr, size, filename, line=1):
@@ -241,9 +242,10 @@ def test_the_memory_peak_is_replayed_from_the_allocators_events():
              {"action": "free_completed", "addr": 2, "size": 300},
              alloc(3, 50, "peft/layer.py"), alloc(4, 120, "peft/layer.py"),
              {"action": "free_requested", "addr": 1, "size": 100}, alloc(5, 10, "trl/x.py")]
-    peak, rows = peak_composition(trace, baseline=1000)
+    peak, reached_by, rows = peak_composition(trace, baseline=1000)
     assert peak == 1000 + 100 + 300  # blocks 1 and 2 together, not 1 + 2 + 3 + 4
+    assert reached_by == "trl/kernels/chunked_logprob.py:5 f"  # block 2's allocation set the peak
     assert rows[0] == ("(allocated before recording: weights, adapter, optimizer state so far)", 1000, 0)
     assert rows[1:] == [("trl/kernels/chunked_logprob.py:5 f", 300, 1), ("peft/layer.py:1 f", 100, 1)]
     without_2 = [e for e in trace if e["addr"] != 2]
-    assert peak_composition(without_2, baseline=0) == (270, [("peft/layer.py:1 f", 270, 3)])  # 1, 3 and 4 at once
+    assert peak_composition(without_2, baseline=0) == (270, "peft/layer.py:1 f", [("peft/layer.py:1 f", 270, 3)])
