@@ -10,7 +10,8 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the thirteenth session left to measure (issue #4's memory target: the default
 # with recompute, now inside each compiled layer (1a0b5b1), against the tutorial's recipe at 16 x 512 a micro-batch,
-# 3.76 GiB; the default beside it; the 4B's MFU with and without recompute), then the 270M's peaks traced
+# 3.76 GiB; the default beside it, and at the tutorial's own 1 x 512 a micro-batch against the tutorial as written,
+# 3.94 GiB; the 4B's MFU with and without recompute), then the 270M's peaks traced
 # (bench/memory_peak.py) and the built-in set for one epoch end to end with recompute (BUILTIN=1: the accuracy the
 # default would keep if recompute became it). Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
@@ -20,7 +21,7 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # (f59ae87) CONFIGS_270M="gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial"
 # CONFIGS_4B="gemsql gemsql_recompute" BUILTIN=0.
 NOTE=${NOTE:-"fourteenth GPU session: one process per config"}
-CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql tutorial_mb16x1 tutorial"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql tutorial_mb16x1 tutorial gemsql_1x512"}
 CONFIGS_4B=${CONFIGS_4B:-"gemsql_recompute gemsql"}
 MEMORY_270M=${MEMORY_270M:-"gemsql_recompute gemsql"}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
