@@ -74,11 +74,14 @@ fsdp2_4b16_compile() {
     --note "FSDP2, equal CPU threads, micro-batch 16, layers compiled"
 }
 
-ddp_270m16_compile() {
-  step "DDP, Gemma 3 270M, 16 x 512 per GPU, layers compiled, cores bound"
-  scale sc270c16 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 16 --cpu_binding \
-    --set torch_compile=true --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 16, layers compiled"
+ddp_270mc() {  # NAME MICRO_BATCH [NOTE SUFFIX [more bench/scaling.py flags]]: the 270M under DDP, layers compiled
+  step "DDP, Gemma 3 270M, $2 x 512 per GPU, layers compiled, cores bound${3:-}"
+  scale "$1" --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch "$2" --cpu_binding \
+    --set torch_compile=true "${@:4}" \
+    --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch $2, layers compiled${3:-}"
 }
+
+ddp_270m16_compile() { ddp_270mc sc270c16 16; }
 
 fsdp2_12b8c() {  # NAME TOKENS [NOTE SUFFIX]: the random-init 12B under FSDP2 at 8 x 512 per GPU, layers compiled
   step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled, $2 tokens"
@@ -98,20 +101,9 @@ fsdp2_12b16_recompute() {
 }
 
 # Thirteenth session: the 270M 1.46x at 16 x 512 (0.15 s a step on one GPU); half the steps for the same tokens
-ddp_270m32_compile() {
-  step "DDP, Gemma 3 270M, 32 x 512 per GPU, layers compiled, cores bound"
-  scale sc270c32 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 32 --cpu_binding \
-    --set torch_compile=true --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 32, layers compiled"
-}
-
-# Thirteenth session: what bounds the 270M's two-GPU step at 16 x 512 compiled (1.46x), every rank profiled; the
-# profiles land in $WORK/sc270c16p/*.profile/rank<N>.txt (bench/gpu_collect.sh brings them)
-ddp_270m16_compile_profiled() {
-  step "DDP, Gemma 3 270M, 16 x 512 per GPU, layers compiled, cores bound, profiled"
-  scale sc270c16p --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch 16 --cpu_binding \
-    --profile --set torch_compile=true \
-    --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch 16, layers compiled, profiled"
-}
+ddp_270m32_compile() { ddp_270mc sc270c32 32; }
+# and what bounds its two-GPU step at 16 x 512, every rank profiled ($WORK/sc270c16p/*.profile/rank<N>.txt)
+ddp_270m16_compile_profiled() { ddp_270mc sc270c16p 16 ", profiled" --profile; }
 # twelfth session: 1.20x over six timed steps; three times the steps
 fsdp2_12b8_compile_long() { fsdp2_12b8c sc12b8cl 200000 ", 200k tokens"; }
 
