@@ -31,18 +31,27 @@ def peak_composition(trace: list[dict], baseline: int) -> tuple[int, str, list[t
     """Replay allocator events (torch.cuda.memory._snapshot()['device_traces'][device]) from `baseline` bytes already
     allocated when recording started: the peak, the owner of the allocation that reached it (the phase of the step
     the peak falls in), and the blocks alive at it as (owner, bytes, blocks), largest first."""
-    live: dict[int, dict] = {}
-    current = peak = baseline
+    def replay(events: list[dict]):
+        """The blocks alive and the bytes allocated after each event, in order (the same dict, updated)."""
+        live: dict[int, dict] = {}
+        current = baseline
+        for e in events:
+            if e["action"] == "alloc":
+                live[e["addr"]] = e
+                current += e["size"]
+            elif e["action"] == "free_requested" and e["addr"] in live:  # the tensor is gone: allocated bytes drop
+                current -= live.pop(e["addr"])["size"]
+            yield live, current
+
+    # the moment of the peak first, then a replay up to it: no copy of the blocks alive at every new peak
+    peak, end = baseline, 0
+    for i, (_, current) in enumerate(replay(trace)):
+        if current > peak:
+            peak, end = current, i + 1
     at_peak: dict[int, dict] = {}
-    reached_by = "(nothing allocated while recording)"
-    for e in trace:
-        if e["action"] == "alloc":
-            live[e["addr"]] = e
-            current += e["size"]
-            if current > peak:
-                peak, at_peak, reached_by = current, dict(live), owner(e.get("frames", []))
-        elif e["action"] == "free_requested" and e["addr"] in live:  # the tensor is gone: allocated bytes drop here
-            current -= live.pop(e["addr"])["size"]
+    for at_peak, _ in replay(trace[:end]):
+        pass
+    reached_by = owner(trace[end - 1].get("frames", [])) if end else "(nothing allocated while recording)"
     groups: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for e in at_peak.values():
         g = groups[owner(e.get("frames", []))]
