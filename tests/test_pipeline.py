@@ -283,6 +283,55 @@ def test_compiled_layers_recompute_with_the_forwards_dropout_masks(tmp_path, tin
     assert (values[0] - values[1]) / (2 * eps) == pytest.approx(float(norm), rel=2e-2)
 
 
+def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_path, tiny_model):
+    """Inside each compiled layer's recompute every op is marked MUST_RECOMPUTE for the partitioner, bitsandbytes'
+    4-bit matmuls included. checkpoint's own marking left them unmarked on the H200 (PyTorch 2.11), so their outputs
+    were kept: 1.93 of the 270M's 3.85 GiB peak (1.95 GiB once marked); this CPU's PyTorch marks them only
+    PREFER_RECOMPUTE, which a policy must not leave to chance either. And a shorter micro-batch (an epoch's last) gets
+    a static graph of its own: the dynamic-shape graph that PyTorch 2.11 made of it with recompute failed to partition
+    on the H200. Read off the joint graphs that Inductor partitions, through its joint-graph pass hook."""
+    import torch._dynamo
+    from torch._inductor import config as inductor_config
+    from torch._inductor.custom_graph_pass import CustomGraphPass
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    from gemsql.data import prepare
+    from gemsql.train import setup
+
+    class MatmulMarks(CustomGraphPass):
+        def __init__(self):
+            self.marks: list = []
+            self.graphs = self.symbolic = 0
+
+        def __call__(self, graph):
+            self.marks += [n.meta.get("recompute") for n in graph.nodes if "gemm_4bit" in str(n.target)]
+            self.graphs += 1
+            self.symbolic += any(isinstance(d, torch.SymInt) for n in graph.nodes
+                                 for d in getattr(n.meta.get("val"), "shape", ()))
+
+        def uuid(self):
+            return None  # no cache key: every graph is compiled, and so seen
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, torch_compile=True, gradient_checkpointing=True,
+                      quantization="4bit", stop_token_training="none", per_device_train_batch_size=4)
+    prepare(cfg)
+    torch._dynamo.reset()
+    seen = MatmulMarks()
+    with inductor_config.patch(joint_custom_pre_pass=seen):
+        trainer, _ = setup(cfg)
+        trainer.model.train()
+        batch = next(iter(trainer.get_train_dataloader()))
+        trainer.compute_loss(trainer.model, batch).backward()
+        assert batch["input_ids"].shape[0] == 4
+        shorter = {k: v[:3] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}  # not 1: sizes 0 and 1
+        # are specialized even in a dynamic graph
+        trainer.compute_loss(trainer.model, shorter).backward()
+    assert seen.graphs >= 2, seen.graphs  # at least one for each shape (the layers share each)
+    assert len(seen.marks) >= 14, seen.marks  # seven projections a layer, each shape
+    assert set(seen.marks) == {CheckpointPolicy.MUST_RECOMPUTE}, seen.marks
+    assert seen.symbolic == 0
+
+
 def test_a_trained_model_stops_at_end_of_turn(tiny_model, stop_trained):
     """The model must learn to end its answer: greedy decoding stops at <end_of_turn> right after the SQL."""
     from gemsql.generate import generate_sql, load_for_generation

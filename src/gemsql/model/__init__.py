@@ -143,8 +143,8 @@ def compile_layers(model, recompute: bool = False) -> int:
     """Compile each decoder layer in place with torch.compile (regional compilation), before it first runs; returns
     how many. With `recompute`, each layer's forward runs under activation checkpointing inside its compiled region.
 
-    The layers share one code path, so one compile (and one recompile when a second sequence length marks the shapes
-    dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this way against 74 s whole.
+    The layers share one code path, so one compile (and, without recompute, one recompile when a second sequence
+    length marks the shapes dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this way against 74 s whole.
     In place (`Module.compile`), the layer keeps its hooks, which FSDP2 gathers its shards in. Only the layers: the
     embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled.
 
@@ -156,20 +156,37 @@ def compile_layers(model, recompute: bool = False) -> int:
     for layer in layers:
         if recompute:
             layer.forward = _recomputed(layer.forward)
-        layer.compile()
+        # With recompute, each new shape gets a graph of its own (dynamic=False): on the H200 (PyTorch 2.11) the
+        # dynamic-shape recompile that the built-in set's last, shorter micro-batch set off failed in the
+        # partitioner ("Node add_803 was invalid, but is output"). Packed rows padded to 128 give few shapes.
+        layer.compile(dynamic=False if recompute else None)
     return len(layers)
 
 
 def _recomputed(forward):
     """`forward` under non-reentrant activation checkpointing: what it computes is kept only for the layer's inputs,
-    and recomputed in the backward (dropout masks included: the compiled graphs share their RNG state)."""
-    from torch.utils.checkpoint import checkpoint
+    and recomputed in the backward (dropout masks included: the compiled graphs share their RNG state).
 
-    # a plain function, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
+    Every op is marked MUST_RECOMPUTE through a selective-checkpoint policy, not left to checkpoint's own marking: on
+    the H200 (PyTorch 2.11) that marking missed the ops inside bitsandbytes' 4-bit matmul (an autograd.Function), so
+    the partitioner kept all seven matmul outputs of every layer, 1.93 of the 270M's 3.85 GiB peak at 16 x 512; marked
+    by the policy they are recomputed: 1.95 GiB, at the same tokens/s (docs/benchmarks.md, fourteenth session)."""
+    from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_contexts
+
+    # plain functions, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
+    def contexts():
+        return create_selective_checkpoint_contexts(_recompute_every_op)
+
     def forward_recomputed(*args, **kwargs):
-        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+        return checkpoint(forward, *args, use_reentrant=False, context_fn=contexts, **kwargs)
 
     return forward_recomputed
+
+
+def _recompute_every_op(ctx, op, *args, **kwargs):
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    return CheckpointPolicy.MUST_RECOMPUTE
 
 
 def engine_places_weights() -> bool:
