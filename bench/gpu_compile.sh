@@ -8,22 +8,22 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the thirteenth session left to measure (issue #4's memory target: the default
-# with recompute, now inside each compiled layer (1a0b5b1), against the tutorial's recipe at 16 x 512 a micro-batch,
-# 3.76 GiB; the default beside it, and at the tutorial's own 1 x 512 a micro-batch against the tutorial as written,
-# 3.94 GiB; the 4B's MFU with and without recompute), then the 270M's peaks traced
-# (bench/memory_peak.py) and the built-in set for one epoch end to end with recompute (BUILTIN=1: the accuracy the
-# default would keep if recompute became it). Earlier leases, in git: the eleventh's first (4a35a7f)
+# What each model runs. Defaults: what the fourteenth session left to measure (issue #4: the default with recompute
+# as shipped now, every op of each compiled layer's recompute marked MUST_RECOMPUTE, 1.95 GiB on a short traced run,
+# over 200,000 tokens beside the tutorial's recipe and the default; its peak traced again; the built-in set for one
+# epoch with it (BUILTIN=1: the accuracy the default would keep if recompute became it); the 4B with and without it).
+# Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
 # the twelfth's (8d14d80) CONFIGS_270M="tutorial gemsql gemsql_mb16x1_lr4e-4 gemsql_mb16x1_lr4e-4_compile
 # gemsql_compile" CONFIGS_4B="gemsql_mb32x1_compile gemsql_mb16x1" PROFILE_4B=gemsql_mb16x1_compile; the thirteenth's
 # (f59ae87) CONFIGS_270M="gemsql_recompute gemsql_no_dropout gemsql tutorial_mb16x1 tutorial"
-# CONFIGS_4B="gemsql gemsql_recompute" BUILTIN=0.
-NOTE=${NOTE:-"fourteenth GPU session: one process per config"}
-CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql tutorial_mb16x1 tutorial gemsql_1x512"}
+# CONFIGS_4B="gemsql gemsql_recompute" BUILTIN=0; the fourteenth's (3bd8990) CONFIGS_270M="gemsql_recompute gemsql
+# tutorial_mb16x1 tutorial gemsql_1x512" MEMORY_270M="gemsql_recompute gemsql" CONFIGS_4B="gemsql_recompute gemsql".
+NOTE=${NOTE:-"fifteenth GPU session: one process per config; recompute marked by gemsql's policy"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute gemsql tutorial_mb16x1 tutorial"}
 CONFIGS_4B=${CONFIGS_4B:-"gemsql_recompute gemsql"}
-MEMORY_270M=${MEMORY_270M:-"gemsql_recompute gemsql"}  # traced peaks, 40k tokens, after the rows (their own note)
+MEMORY_270M=${MEMORY_270M:-"gemsql_recompute"}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
 BUILTIN=${BUILTIN:-1}
 CORES=$(nproc)
