@@ -323,8 +323,8 @@ def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_p
         batch = next(iter(trainer.get_train_dataloader()))
         trainer.compute_loss(trainer.model, batch).backward()
         assert batch["input_ids"].shape[0] == 4
-        shorter = {k: v[:3] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}  # not 1: sizes 0 and 1
-        # are specialized even in a dynamic graph
+        # three rows, not one: sizes 0 and 1 are specialized even in a dynamic graph
+        shorter = {k: v[:3] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         trainer.compute_loss(trainer.model, shorter).backward()
     assert seen.graphs >= 2, seen.graphs  # at least one for each shape (the layers share each)
     assert len(seen.marks) >= 14, seen.marks  # seven projections a layer, each shape

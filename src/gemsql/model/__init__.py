@@ -144,7 +144,8 @@ def compile_layers(model, recompute: bool = False) -> int:
     how many. With `recompute`, each layer's forward runs under activation checkpointing inside its compiled region.
 
     The layers share one code path, so one compile (and, without recompute, one recompile when a second sequence
-    length marks the shapes dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this way against 74 s whole.
+    length marks the shapes dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this
+    way against 74 s whole.
     In place (`Module.compile`), the layer keeps its hooks, which FSDP2 gathers its shards in. Only the layers: the
     embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled.
 
