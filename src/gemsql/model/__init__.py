@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import torch
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from gemsql.config import EMBEDDED_MODEL, ModelConfig
 from gemsql.errors import GemsqlError
@@ -150,9 +151,10 @@ def compile_layers(model, recompute: bool = False) -> int:
     embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled.
 
     Recompute goes inside the compiled region, where torch.compile plans it (PyTorch's supported order, issue
-    pytorch/pytorch#143176). transformers' checkpointing around the compiled call instead left the 270M on the H200
-    with every layer's 4-bit matmul outputs kept to the backward, 1.9 of its 3.85 GiB peak at 16 x 512 tokens
-    (bench/memory_peak.py, docs/benchmarks.md)."""
+    pytorch/pytorch#143176), with every op marked for recompute (`_recomputed`). transformers' checkpointing around the
+    compiled call, and checkpoint's own marking inside it, both left the 270M on the H200 with every layer's 4-bit
+    matmul outputs kept to the backward, 1.9 of its 3.85 GiB peak at 16 x 512 tokens (bench/memory_peak.py,
+    docs/benchmarks.md)."""
     layers = decoder_layers(model)
     for layer in layers:
         if recompute:
@@ -171,8 +173,7 @@ def _recomputed(forward):
     Every op is marked MUST_RECOMPUTE through a selective-checkpoint policy, not left to checkpoint's own marking: on
     the H200 (PyTorch 2.11) that marking missed the ops inside bitsandbytes' 4-bit matmul (an autograd.Function), so
     the partitioner kept all seven matmul outputs of every layer, 1.93 of the 270M's 3.85 GiB peak at 16 x 512; marked
-    by the policy they are recomputed: 1.95 GiB, at the same tokens/s (docs/benchmarks.md, fourteenth session)."""
-    from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_contexts
+    by the policy they are recomputed: 1.95 GiB, at about the same tokens/s (docs/benchmarks.md, fourteenth session)."""
 
     # plain functions, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
     def contexts():
@@ -185,8 +186,6 @@ def _recomputed(forward):
 
 
 def _recompute_every_op(ctx, op, *args, **kwargs):
-    from torch.utils.checkpoint import CheckpointPolicy
-
     return CheckpointPolicy.MUST_RECOMPUTE
 
 
