@@ -173,7 +173,8 @@ def _recomputed(forward):
     Every op is marked MUST_RECOMPUTE through a selective-checkpoint policy, not left to checkpoint's own marking: on
     the H200 (PyTorch 2.11) that marking missed the ops inside bitsandbytes' 4-bit matmul (an autograd.Function), so
     the partitioner kept all seven matmul outputs of every layer, 1.93 of the 270M's 3.85 GiB peak at 16 x 512; marked
-    by the policy they are recomputed: 1.95 GiB, at about the same tokens/s (docs/benchmarks.md, fourteenth session)."""
+    by the policy they are recomputed: 1.95 GiB, at 0.72x the tokens/s of no recompute over 200,000 tokens
+    (docs/benchmarks.md, fifteenth session)."""
 
     # plain functions, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
     def contexts():
