@@ -1,5 +1,6 @@
-"""The benchmarks' own machinery: the step profiler (bench/train_throughput.py, used by bench/scaling.py --profile) and
-the scaling records of repeated launches."""
+"""The benchmarks' own machinery: the step profiler (bench/train_throughput.py, used by bench/scaling.py --profile),
+the scaling records of repeated launches, what compiled layers keep (bench/saved_activations.py) and whether their
+recompute differentiates what their forward computed (bench/recompute_check.py)."""
 
 import json
 import sys
@@ -249,3 +250,30 @@ def test_the_memory_peak_is_replayed_from_the_allocators_events():
     assert rows[1:] == [("trl/kernels/chunked_logprob.py:5 f", 300, 1), ("peft/layer.py:1 f", 100, 1)]
     without_2 = [e for e in trace if e["addr"] != 2]
     assert peak_composition(without_2, baseline=0) == (270, "peft/layer.py:1 f", [("peft/layer.py:1 f", 270, 3)])
+
+
+def test_compiled_layers_recompute_with_the_forwards_dropout_masks(tmp_path, tiny_model):
+    """With torch_compile and gradient_checkpointing each compiled layer recomputes its forward in the backward
+    (inside its compiled region: what it keeps is counted by the test above), and the recompute uses the forward's
+    dropout masks: the gradient's directional derivative matches finite differences of the loss with LoRA dropout at
+    0.5 (an eager recompute drawing new masks gave 3.6 against 5.8). The check is bench/recompute_check.py's, which
+    runs it on a GPU too (ratio 0.99995 on the H200)."""
+    import torch._dynamo
+
+    from conftest import tiny_config
+    from recompute_check import directional_check
+
+    from gemsql.data import prepare
+    from gemsql.model import decoder_layers
+    from gemsql.train import setup
+
+    cfg = tiny_config(tmp_path / "run", tiny_model, torch_compile=True, gradient_checkpointing=True,
+                      dtype="float32", lora_dropout=0.5, pad_to_multiple_of=256, stop_token_training="none")
+    prepare(cfg)
+    torch._dynamo.reset()
+    trainer, _ = setup(cfg)
+    model = trainer.model
+    assert all(layer.forward.__name__ == "forward_recomputed" for layer in decoder_layers(model))
+    assert not model.get_base_model().is_activation_checkpointing  # not transformers' checkpointing around them
+    slope, norm = directional_check(trainer, next(iter(trainer.get_train_dataloader())))
+    assert slope == pytest.approx(norm, rel=2e-2)

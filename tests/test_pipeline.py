@@ -239,50 +239,6 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
     assert losses[True, True] == pytest.approx(losses[False, False], rel=2e-3)
 
 
-def test_compiled_layers_recompute_with_the_forwards_dropout_masks(tmp_path, tiny_model):
-    """With torch_compile and gradient_checkpointing each compiled layer recomputes its forward in the backward
-    (inside its compiled region: what it keeps is bench/saved_activations.py's to count, tests/test_bench_tools.py),
-    and the recompute uses the forward's dropout masks: the gradient's directional derivative matches finite
-    differences of the loss with LoRA dropout at 0.5 (an eager recompute drawing new masks gave 3.6 against 5.8)."""
-    import torch._dynamo
-
-    from gemsql.data import prepare
-    from gemsql.model import decoder_layers
-    from gemsql.train import setup
-
-    cfg = tiny_config(tmp_path / "run", tiny_model, torch_compile=True, gradient_checkpointing=True,
-                      dtype="float32", lora_dropout=0.5, pad_to_multiple_of=256, stop_token_training="none")
-    prepare(cfg)
-    torch._dynamo.reset()
-    trainer, _ = setup(cfg)
-    model = trainer.model
-    model.train()
-    assert all(layer.forward.__name__ == "forward_recomputed" for layer in decoder_layers(model))
-    assert not model.get_base_model().is_activation_checkpointing  # not transformers' checkpointing around them
-    batch = next(iter(trainer.get_train_dataloader()))
-    lora = [p for n, p in model.named_parameters() if p.requires_grad]
-
-    def loss() -> torch.Tensor:
-        torch.manual_seed(7)  # the same dropout masks in every forward
-        return trainer.compute_loss(model, batch)
-
-    model.zero_grad()
-    loss().backward()
-    grads = [p.grad.detach().clone() for p in lora]
-    norm = torch.sqrt(sum((g * g).sum() for g in grads))
-    eps = 1e-3
-    values = []
-    for sign in (1, -1):
-        with torch.no_grad():
-            for p, g in zip(lora, grads):
-                p.add_(sign * eps * g / norm)
-        values.append(float(loss().detach()))  # with grad on, as in training: the same compiled graph, the same masks
-        with torch.no_grad():
-            for p, g in zip(lora, grads):
-                p.sub_(sign * eps * g / norm)
-    assert (values[0] - values[1]) / (2 * eps) == pytest.approx(float(norm), rel=2e-2)
-
-
 def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_path, tiny_model):
     """Inside each compiled layer's recompute every op is marked MUST_RECOMPUTE for the partitioner, bitsandbytes'
     4-bit matmuls included. checkpoint's own marking left them unmarked on the H200 (PyTorch 2.11), so their outputs
