@@ -106,6 +106,8 @@ CONFIGS = {
     # the default with activation recompute: the tutorial's recipe at 16 x 512 peaked at 3.76 GiB, the default at 7.28
     # (twelfth session), most of it the activations of 8,192 tokens kept for the backward
     "gemsql_recompute": dict(gradient_checkpointing=True),
+    # recompute that keeps the attention's output and every other 4-bit matmul's output (fewer matmuls run twice)
+    "gemsql_recompute_selective": dict(gradient_checkpointing=True, recompute="selective"),
     # without LoRA dropout (the tutorial's 0.05): PEFT then keeps no dropped-out copy of each adapted layer's input
     # for the backward, seven a decoder layer
     "gemsql_no_dropout": dict(lora_dropout=0.0),

@@ -239,13 +239,37 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
     assert losses[True, True] == pytest.approx(losses[False, False], rel=2e-3)
 
 
-def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_path, tiny_model):
-    """Inside each compiled layer's recompute every op is marked MUST_RECOMPUTE for the partitioner, bitsandbytes'
-    4-bit matmuls included. checkpoint's own marking left them unmarked on the H200 (PyTorch 2.11), so their outputs
-    were kept: 1.93 of the 270M's 3.85 GiB peak (1.95 GiB once marked); this CPU's PyTorch marks them only
-    PREFER_RECOMPUTE, which a policy must not leave to chance either. And a shorter micro-batch (an epoch's last) gets
-    a static graph of its own: the dynamic-shape graph that PyTorch 2.11 made of it with recompute failed to partition
-    on the H200. Read off the joint graphs that Inductor partitions, through its joint-graph pass hook."""
+def test_selective_recompute_needs_4bit_and_says_where_it_does_not_apply(tmp_path, tiny_model, caplog):
+    """recompute selective keeps every other 4-bit matmul's output: with quantization none it is refused before
+    anything loads, with the field named; with layers not compiled (transformers' checkpointing recomputes every op)
+    the log says so."""
+    from gemsql.data import prepare
+    from gemsql.errors import GemsqlError
+    from gemsql.train import setup
+
+    cfg = tiny_config(tmp_path / "none", tiny_model, gradient_checkpointing=True, recompute="selective",
+                      quantization="none")
+    with pytest.raises(GemsqlError, match="no 4-bit matmuls") as e:
+        setup(cfg)
+    assert e.value.field == "recompute"
+    cfg = tiny_config(tmp_path / "eager", tiny_model, gradient_checkpointing=True, recompute="selective",
+                      quantization="4bit", torch_compile=False)
+    prepare(cfg)
+    with caplog.at_level(logging.WARNING, logger="gemsql"):
+        trainer, _ = setup(cfg)
+    assert "selective applies to compiled layers" in caplog.text
+    assert trainer.args.activation_checkpointing  # transformers' own, turned on as training starts
+
+
+@pytest.mark.parametrize("recompute", ["full", "selective"])
+def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_path, tiny_model, recompute):
+    """Inside each compiled layer's recompute every op is marked for the partitioner, bitsandbytes' 4-bit matmuls
+    included: with recompute full all MUST_RECOMPUTE. checkpoint's own marking left them unmarked on the H200 (PyTorch
+    2.11), so their outputs were kept: 1.93 of the 270M's 3.85 GiB peak (1.95 GiB once marked); this CPU's PyTorch
+    marks them only PREFER_RECOMPUTE, which a policy must not leave to chance either. With recompute selective the
+    first, third, ... of each layer's seven are MUST_SAVE, the others MUST_RECOMPUTE, and the attention's output is
+    kept. And a shorter micro-batch (an epoch's last) gets a static graph of its own: the dynamic-shape graph that
+    PyTorch 2.11 made of it with recompute failed to partition on the H200. Read off the joint graphs that Inductor partitions, through its joint-graph pass hook."""
     import torch._dynamo
     from torch._inductor import config as inductor_config
     from torch._inductor.custom_graph_pass import CustomGraphPass
@@ -257,10 +281,13 @@ def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_p
     class MatmulMarks(CustomGraphPass):
         def __init__(self):
             self.marks: list = []
+            self.attention: list = []
             self.graphs = self.symbolic = 0
 
         def __call__(self, graph):
             self.marks += [n.meta.get("recompute") for n in graph.nodes if "gemm_4bit" in str(n.target)]
+            self.attention += [n.meta.get("recompute") for n in graph.nodes
+                               if "scaled_dot_product" in str(n.target) and "backward" not in str(n.target)]
             self.graphs += 1
             self.symbolic += any(isinstance(d, torch.SymInt) for n in graph.nodes
                                  for d in getattr(n.meta.get("val"), "shape", ()))
@@ -269,7 +296,8 @@ def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_p
             return None  # no cache key: every graph is compiled, and so seen
 
     cfg = tiny_config(tmp_path / "run", tiny_model, torch_compile=True, gradient_checkpointing=True,
-                      quantization="4bit", stop_token_training="none", per_device_train_batch_size=4)
+                      recompute=recompute, quantization="4bit", stop_token_training="none",
+                      per_device_train_batch_size=4)
     prepare(cfg)
     torch._dynamo.reset()
     seen = MatmulMarks()
@@ -283,8 +311,14 @@ def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_p
         shorter = {k: v[:3] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         trainer.compute_loss(trainer.model, shorter).backward()
     assert seen.graphs >= 2, seen.graphs  # at least one for each shape (the layers share each)
-    assert len(seen.marks) >= 14, seen.marks  # seven projections a layer, each shape
-    assert set(seen.marks) == {CheckpointPolicy.MUST_RECOMPUTE}, seen.marks
+    assert len(seen.marks) >= 14 and len(seen.marks) % 7 == 0, seen.marks  # seven projections a layer, each shape
+    save, again = CheckpointPolicy.MUST_SAVE, CheckpointPolicy.MUST_RECOMPUTE
+    if recompute == "full":
+        assert set(seen.marks) == {again}, seen.marks
+        assert set(seen.attention) <= {again}, seen.attention
+    else:
+        assert seen.marks == [save, again, save, again, save, again, save] * (len(seen.marks) // 7), seen.marks
+        assert seen.attention and set(seen.attention) == {save}, seen.attention
     assert seen.symbolic == 0
 
 

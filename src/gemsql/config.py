@@ -231,6 +231,14 @@ class TrainConfig:
                   "compiled region: on the H200 the 270M at 16 x 512 tokens a micro-batch peaked at 1.95 GiB with it "
                   "against 7.28 without, the 4B at 9.5 against 48.5, both at 0.7x the tokens/s (docs/benchmarks.md)."},
     )
+    recompute: Literal["full", "selective"] = field(
+        default="full",
+        metadata={"help": "What compiled layers recompute with gradient_checkpointing. full: every op, the least "
+                  "memory. selective: keep the attention's output and every other 4-bit matmul's output of each "
+                  "layer, recompute the rest (op-level selective checkpointing, as in torchtitan): more memory than "
+                  "full, fewer 4-bit matmuls run twice. Needs quantization 4bit; layers not compiled recompute every "
+                  "op (transformers' checkpointing)."},
+    )
     optim: str = field(default="adamw_torch_fused", metadata={"help": "transformers optimizer name."})
     learning_rate: float = field(
         default=4e-4,

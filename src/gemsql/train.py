@@ -207,6 +207,9 @@ def setup(cfg: Config):
     from gemsql.files import read_jsonl
     from gemsql.model import load_model, load_tokenizer
 
+    if cfg.train.gradient_checkpointing and cfg.train.recompute == "selective" and cfg.model.quantization != "4bit":
+        raise GemsqlError("selective keeps every other 4-bit matmul's output, and with quantization none there are "
+                          "no 4-bit matmuls: use recompute full", field="recompute")
     prepared = load_prepared(cfg)
     rows = [{"messages": r["messages"]} for r in read_jsonl(prepared.train)]
     if not rows:
@@ -253,9 +256,13 @@ def setup(cfg: Config):
         # the CPU)
         from gemsql.model import compile_layers
 
-        recompute = cfg.train.gradient_checkpointing
+        recompute = cfg.train.recompute if cfg.train.gradient_checkpointing else None
         n = compile_layers(trainer.model, recompute)
-        log.info("compiling %d layers%s", n, ", each recomputing its forward in the backward" if recompute else "")
+        log.info("compiling %d layers%s", n, f", each recomputing its forward in the backward ({recompute})"
+                 if recompute else "")
+    elif cfg.train.gradient_checkpointing and cfg.train.recompute == "selective":
+        log.warning("recompute: selective applies to compiled layers (torch_compile); these layers are not compiled, "
+                    "so transformers' checkpointing recomputes every op")
     return trainer, tokenizer
 
 

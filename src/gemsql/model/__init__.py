@@ -140,9 +140,10 @@ def decoder_layers(model) -> list:
     return [m for m in model.modules() if any(c.__name__ in names for c in type(m).__mro__)]
 
 
-def compile_layers(model, recompute: bool = False) -> int:
+def compile_layers(model, recompute: str | None = None) -> int:
     """Compile each decoder layer in place with torch.compile (regional compilation), before it first runs; returns
-    how many. With `recompute`, each layer's forward runs under activation checkpointing inside its compiled region.
+    how many. With `recompute` ("full" or "selective", TrainConfig.recompute), each layer's forward runs under
+    activation checkpointing inside its compiled region.
 
     The layers share one code path, so one compile (and, without recompute, one recompile when a second sequence
     length marks the shapes dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this
@@ -151,14 +152,14 @@ def compile_layers(model, recompute: bool = False) -> int:
     embedding and the fused loss head run once a forward, and the training framework's code stays uncompiled.
 
     Recompute goes inside the compiled region, where torch.compile plans it (PyTorch's supported order, issue
-    pytorch/pytorch#143176), with every op marked for recompute (`_recomputed`). transformers' checkpointing around the
+    pytorch/pytorch#143176), with each op marked by a policy (`_recomputed`). transformers' checkpointing around the
     compiled call, and checkpoint's own marking inside it, both left the 270M on the H200 with every layer's 4-bit
     matmul outputs kept to the backward, 1.9 of its 3.85 GiB peak at 16 x 512 tokens (bench/memory_peak.py,
     docs/benchmarks.md)."""
     layers = decoder_layers(model)
     for layer in layers:
         if recompute:
-            layer.forward = _recomputed(layer.forward)
+            layer.forward = _recomputed(layer.forward, recompute)
         # With recompute, each new shape gets a graph of its own (dynamic=False): on the H200 (PyTorch 2.11) the
         # dynamic-shape recompile that the built-in set's last, shorter micro-batch set off failed in the
         # partitioner ("Node add_803 was invalid, but is output"). Packed rows padded to 128 give few shapes.
@@ -166,28 +167,71 @@ def compile_layers(model, recompute: bool = False) -> int:
     return len(layers)
 
 
-def _recomputed(forward):
-    """`forward` under non-reentrant activation checkpointing: what it computes is kept only for the layer's inputs,
-    and recomputed in the backward (dropout masks included: the compiled graphs share their RNG state).
+def _recomputed(forward, mode: str = "full"):
+    """`forward` under non-reentrant activation checkpointing, every op marked by a selective-checkpoint policy:
+    "full" recomputes them all, so that what the layer keeps for the backward is little more than its inputs;
+    "selective" keeps the attention's output and every other 4-bit matmul's output (`_keep_some`).
 
-    Every op is marked MUST_RECOMPUTE through a selective-checkpoint policy, not left to checkpoint's own marking: on
-    the H200 (PyTorch 2.11) that marking missed the ops inside bitsandbytes' 4-bit matmul (an autograd.Function), so
-    the partitioner kept all seven matmul outputs of every layer, 1.93 of the 270M's 3.85 GiB peak at 16 x 512; marked
-    by the policy they are recomputed: 1.95 GiB, at 0.72x the tokens/s of no recompute over 200,000 tokens
-    (docs/benchmarks.md, fifteenth session)."""
+    The policy marks each op explicitly rather than leaving it to checkpoint's own marking: on the H200 (PyTorch
+    2.11) that marking missed the ops inside bitsandbytes' 4-bit matmul (an autograd.Function), so the partitioner
+    kept all seven matmul outputs of every layer, 1.93 of the 270M's 3.85 GiB peak at 16 x 512; marked by the policy
+    they are recomputed: 1.95 GiB, at 0.72x the tokens/s of no recompute over 200,000 tokens (docs/benchmarks.md,
+    fifteenth session). The recompute reuses the forward's dropout masks (the compiled graphs share their RNG state:
+    bench/recompute_check.py)."""
+
+    # A module-level function for each mode, not a closure over `mode`: TorchDynamo calls context_fn without tracing
+    # it, so it guards on the function's code alone, and a second model compiled in the same process with the other
+    # mode ran the first one's graphs (what it kept, counted by bench/saved_activations.py, was the first mode's).
+    contexts = _full_contexts if mode == "full" else _selective_contexts
 
     # plain functions, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
-    def contexts():
-        return create_selective_checkpoint_contexts(_recompute_every_op)
-
     def forward_recomputed(*args, **kwargs):
         return checkpoint(forward, *args, use_reentrant=False, context_fn=contexts, **kwargs)
 
     return forward_recomputed
 
 
+def _full_contexts():
+    return create_selective_checkpoint_contexts(_recompute_every_op)
+
+
+def _selective_contexts():
+    return create_selective_checkpoint_contexts(_keep_some())
+
+
 def _recompute_every_op(ctx, op, *args, **kwargs):
     return CheckpointPolicy.MUST_RECOMPUTE
+
+
+# Attention kernels whose outputs "selective" keeps: recomputing attention would run it a third time a step.
+_ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
+    "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu",
+    "_flash_attention_forward", "_efficient_attention_forward", "_cudnn_attention_forward")
+    if hasattr(torch.ops.aten, name))
+
+
+def _keep_some():
+    """One layer call's policy for "selective": torchtitan's op-level selective checkpointing, with bitsandbytes'
+    4-bit matmuls as the matmuls (the base layer's; LoRA's own are cheap to recompute): keep the outputs of the
+    attention and of the first, third, ... 4-bit matmul of the layer (in Gemma 3's order q, v, gate and down, the
+    others k, o and up), recompute everything else. The forward's and the recompute's counts are kept apart, so
+    that an eager recompute (a shape past the recompile limit) marks the same ops as its forward did."""
+    try:
+        gemm_4bit = torch.ops.bitsandbytes.gemm_4bit.default  # registered when bitsandbytes is imported
+    except AttributeError:
+        gemm_4bit = None
+    matmuls = {False: 0, True: 0}
+
+    def policy(ctx, op, *args, **kwargs):
+        if op in _ATTENTION_OPS:
+            return CheckpointPolicy.MUST_SAVE
+        if op == gemm_4bit:
+            matmuls[ctx.is_recompute] += 1
+            return CheckpointPolicy.MUST_SAVE if matmuls[ctx.is_recompute] % 2 else CheckpointPolicy.MUST_RECOMPUTE
+        return CheckpointPolicy.MUST_RECOMPUTE
+
+    return policy
 
 
 def engine_places_weights() -> bool:
