@@ -7,7 +7,7 @@
 # PIECEs (default: all, in this order): fsdp2_4b fsdp2_4b_keep fsdp2_4b_units4 fsdp2_12b ddp_270m ddp_270m_accum2
 # fsdp2_4b16 fsdp2_train; not in the default list: fsdp2_4b16_compile ddp_270m16_compile fsdp2_12b8_compile (eleventh
 # session, after bench/gpu_compile.sh), fsdp2_12b8_compile_long (twelfth), fsdp2_12b16_recompute ddp_270m32_compile
-# ddp_270m16_compile_profiled (thirteenth);
+# ddp_270m16_compile_profiled (thirteenth); ddp_270m16_compile_repeats (fifteenth);
 # fsdp2_4b_profiled profiles every rank as well (the tenth session's run; its profiles are in docs/benchmarks/).
 # NVLink multicast stays off: bench/scaling.py sets NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
 # NVSHMEM_DISABLE_NVLS=1 in every launch's environment (and they are exported here too).
@@ -104,6 +104,9 @@ fsdp2_12b16_recompute() {
 ddp_270m32_compile() { ddp_270mc sc270c32 32; }
 # and what bounds its two-GPU step at 16 x 512, every rank profiled ($WORK/sc270c16p/*.profile/rank<N>.txt)
 ddp_270m16_compile_profiled() { ddp_270mc sc270c16p 16 ", profiled" --profile; }
+# fifteenth session: 1.96x timed after a profiler window (one-GPU run slower than usual), 1.63x at 32 x 512 over 9
+# timed steps, 1.46x unprofiled in the thirteenth: three launches of each GPU count, interleaved, over twice the tokens
+ddp_270m16_compile_repeats() { ddp_270mc sc270c16r 16 ", 800k tokens, median of 3" --tokens 800000 --repeats 3; }
 # twelfth session: 1.20x over six timed steps; three times the steps
 fsdp2_12b8_compile_long() { fsdp2_12b8c sc12b8cl 200000 ", 200k tokens"; }
 
