@@ -7,7 +7,7 @@ of the built-in set each:
 
 1. dropout: with LoRA dropout at 0.5, in float32, the gradient's directional derivative against central finite
    differences of the loss (the same seed in every forward, so the same masks). A recompute drawing new masks is off
-   by tens of percent (tests/test_pipeline.py saw 3.6 against 5.8 on the CPU); float32 rounding by well under 1.
+   by tens of percent (3.6 against 5.8 on the CPU, tests/test_bench_tools.py); float32 rounding by well under 1 %.
 2. numerics: the as-shipped dtype and quantization without dropout, the recomputed layers' gradients against the
    same compiled layers' gradients without recompute: the relative difference of the whole gradient.
 

@@ -270,10 +270,10 @@ def test_the_memory_peak_is_replayed_from_the_allocators_events():
 
 def test_compiled_layers_recompute_with_the_forwards_dropout_masks(tmp_path, tiny_model):
     """With torch_compile and gradient_checkpointing each compiled layer recomputes its forward in the backward
-    (inside its compiled region: what it keeps is counted by the test above), and the recompute uses the forward's
-    dropout masks: the gradient's directional derivative matches finite differences of the loss with LoRA dropout at
-    0.5 (an eager recompute drawing new masks gave 3.6 against 5.8). The check is bench/recompute_check.py's, which
-    runs it on a GPU too (ratio 0.99995 on the H200)."""
+    (inside its compiled region: what it keeps, test_compiled_layers_with_recompute_keep_little_more_than_their_inputs
+    counts), and the recompute uses the forward's dropout masks: the gradient's directional derivative matches finite
+    differences of the loss with LoRA dropout at 0.5 (an eager recompute drawing new masks gave 3.6 against 5.8). The
+    check is bench/recompute_check.py's, which runs it on a GPU too (ratio 0.99995 on the H200)."""
     import torch._dynamo
 
     from conftest import tiny_config
