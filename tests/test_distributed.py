@@ -160,14 +160,15 @@ def test_fsdp2_trains_the_qlora_model_like_the_whole_model(tmp_path, tiny_model)
     compiled = (results["compiled"], results["compiled_recompute"])
     for units, r in zip((2, 1, 2, 2), (results["per_layer"], results["two_layers_a_unit"], *compiled)):
         assert (r["fsdp_layers"], r["units"]) == (2, units)  # fsdp_layers_per_unit 1, 2, 1, 1
-        if r in compiled:  # fused kernels round bf16 differently: close, not equal
+        is_compiled = any(r is c for c in compiled)  # identity: an equal dict must not pass as compiled
+        if is_compiled:  # fused kernels round bf16 differently: close, not equal
             assert r["sharded_loss"] == pytest.approx(r["whole_loss"], rel=1e-3)
             assert r["grads_worst"] < 0.05  # (Adam's first step takes their signs: near-zero ones may flip)
         else:
             assert r["sharded_loss"] == pytest.approx(r["whole_loss"], rel=1e-5)
             assert r["grads_differing"] == [] and r["steps_differing"] == []
         assert r["adapter_keys_equal"]  # gathered on rank 0, not its shard
-        assert r["adapter_differing"] == [] or r in compiled
+        assert r["adapter_differing"] == [] or is_compiled
         assert len(r["trainable"]) == 29 and r["adapter_dtypes"] == ["torch.bfloat16"]  # 2 layers x 7 LoRA + rows
         assert r["base_weight"] == "DTensor" and r["base_local_rows"] * 2 == r["base_rows"]
     assert results["two_layers_a_unit"]["compiled_layers"] == results["two_layers_a_unit"]["graphs"] == 0
