@@ -8,10 +8,9 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the fifteenth session left to measure (issue #4: recompute selective, which
-# keeps the attention's and every other 4-bit matmul's output, beside full recompute, no recompute and the tutorial
-# over 200,000 tokens, its peak traced; the 4B with it; then the built-in set for one epoch three ways, to tell
-# whether recompute costs accuracy: full recompute 95.9 % against 99.1 % without in the fifteenth session, one run each).
+# What each model runs. Defaults: what the sixteenth session left to measure (issue #4: the new default, selective
+# recompute, against the old one without recompute and the tutorial over 200,000 tokens; the 4B at 32 x 512 as
+# shipped over more steps than the sixteenth session's six; the built-in epoch as shipped).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -21,16 +20,20 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # CONFIGS_4B="gemsql gemsql_recompute" BUILTIN=0; the fourteenth's (3bd8990) CONFIGS_270M="gemsql_recompute gemsql
 # tutorial_mb16x1 tutorial gemsql_1x512" MEMORY_270M="gemsql_recompute gemsql" CONFIGS_4B="gemsql_recompute gemsql";
 # the fifteenth's (be8e759) CONFIGS_270M="gemsql_recompute gemsql tutorial_mb16x1 tutorial"
-# MEMORY_270M=gemsql_recompute CONFIGS_4B="gemsql_recompute gemsql" BUILTIN_4B_GPU=full.
-NOTE=${NOTE:-"sixteenth GPU session: one process per config; recompute full and selective"}
-CONFIGS_270M=${CONFIGS_270M:-"gemsql_recompute_selective gemsql gemsql_recompute tutorial_mb16x1 tutorial"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_recompute_selective gemsql"}
-MEMORY_270M=${MEMORY_270M:-"gemsql_recompute_selective"}  # traced peaks, 40k tokens, after the rows (their own note)
+# MEMORY_270M=gemsql_recompute CONFIGS_4B="gemsql_recompute gemsql" BUILTIN_4B_GPU=full; the sixteenth's (0054ac0,
+# "gemsql" then without recompute) CONFIGS_270M="gemsql_recompute_selective gemsql gemsql_recompute tutorial_mb16x1
+# tutorial" CONFIGS_4B="gemsql_recompute_selective gemsql" MEMORY_270M=gemsql_recompute_selective
+# BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full".
+NOTE=${NOTE:-"seventeenth GPU session: one process per config; selective recompute the default"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute tutorial_mb16x1 tutorial"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512 gemsql"}
+TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
+MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
-# built-in epochs (none, full, selective: the recompute of each; empty: none run) after each model's rows; with one
-# GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"selective"}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"none full"}
+# built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
+# empty: none run); with one GPU all of them after all the rows
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"default"}
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
@@ -56,12 +59,16 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
   }
 }
 
-builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one epoch as shipped, with each
-  # recompute in turn (none: as shipped; the twelfth session's one epoch of the default scored 98.2 %, the fifteenth's
-  # 99.1 %; full recompute 97.1 % (fourteenth, checkpoint's own marking) and 95.9 % (fifteenth, the policy))
+builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one epoch, with each recompute in turn
+  # (default: as shipped; none, full, selective: as named). Without recompute: 98.2 % (twelfth session), 99.1 %
+  # (fifteenth), 97.0 % (sixteenth); full 97.1 %, 95.9 %, 96.8 % (fourteenth to sixteenth); selective 96.9 % (sixteenth)
   local gpu=$1 cpus=$2 r flags; shift 2
   for r in "$@"; do
-    flags=(); [ "$r" = none ] || flags=(--gradient_checkpointing true --recompute "$r")
+    case $r in
+      default) flags=() ;;
+      none) flags=(--gradient_checkpointing false) ;;
+      *) flags=(--gradient_checkpointing true --recompute "$r") ;;
+    esac
     CUDA_VISIBLE_DEVICES=$gpu timeout 600 taskset -c "$cpus" python3 -m gemsql run configs/builtin-gpu.yaml \
       --output_dir "$WORK/builtin_$r" --evaluate_base false "${flags[@]}" > "$WORK/builtin_$r.log" 2>&1
     step "builtin_$r: exit $? $(grep -a "execution accuracy" "$WORK/builtin_$r.log" | head -2 | tr -s ' ' | tr '\n' ' ')"
@@ -71,7 +78,7 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
 rows_4b() {  # GPU CPUS: the 4B's MFU, then (PROFILE_4B) what bounds a config
   local c
   for c in $CONFIGS_4B; do
-    tt "$1" "$2" 4b gemma-3-4b-random 120000 3 $c
+    tt "$1" "$2" 4b gemma-3-4b-random "$TOKENS_4B" 3 $c
   done
   [ -n "$PROFILE_4B" ] || return 0
   CUDA_VISIBLE_DEVICES=$1 timeout 300 taskset -c "$2" python3 bench/train_throughput.py --model gemma-3-4b-random \

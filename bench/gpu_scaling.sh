@@ -29,7 +29,8 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # backward (half the gathers); fsdp2_4b_units4 also shards four layers a unit (fsdp_layers_per_unit: 4, an eighth).
 
 # Since the twelfth session gemsql compiles the layers by default on a GPU: the pieces without "compile" in their name
-# keep measuring what they measured before with --set torch_compile=false.
+# keep measuring what they measured before with --set torch_compile=false. Since the sixteenth session compiled 4-bit
+# layers recompute selectively by default: the compiled pieces from before keep gradient_checkpointing=false.
 scale() {  # NAME FLAGS...: one bench/scaling.py invocation into $WORK/NAME, its log $WORK/NAME.log
   local name=$1; shift
   timeout 900 python3 bench/scaling.py "$@" --work "$WORK/$name" --out "$RECORDS/scaling.json" > "$WORK/$name.log" 2>&1
@@ -70,14 +71,14 @@ fsdp2_4b16() {
 # GPUs, not the ranks' Python, set the pace; the micro-batches of the seventh session's FSDP1 rows
 fsdp2_4b16_compile() {
   step "FSDP2-QLoRA, random-init 4B, 16 x 512 per GPU, layers compiled"
-  scale sc4b16c "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --set torch_compile=true \
+  scale sc4b16c "${FSDP2_4B[@]}" --tokens 160000 --micro_batch 16 --set torch_compile=true gradient_checkpointing=false \
     --note "FSDP2, equal CPU threads, micro-batch 16, layers compiled"
 }
 
 ddp_270mc() {  # NAME MICRO_BATCH [NOTE SUFFIX [more bench/scaling.py flags]]: the 270M under DDP, layers compiled
   step "DDP, Gemma 3 270M, $2 x 512 per GPU, layers compiled, cores bound${3:-}"
   scale "$1" --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 400000 --micro_batch "$2" --cpu_binding \
-    --set torch_compile=true "${@:4}" \
+    --set torch_compile=true gradient_checkpointing=false "${@:4}" \
     --note "equal CPU threads, gemsql's DDP defaults, cores bound, micro-batch $2, layers compiled${3:-}"
 }
 
@@ -86,7 +87,8 @@ ddp_270m16_compile() { ddp_270mc sc270c16 16; }
 fsdp2_12b8c() {  # NAME TOKENS [NOTE SUFFIX]: the random-init 12B under FSDP2 at 8 x 512 per GPU, layers compiled
   step "FSDP2-QLoRA, random-init 12B, 8 x 512 per GPU, layers compiled, $2 tokens"
   scale "$1" --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens "$2" --warmup 3 --micro_batch 8 \
-    --set torch_compile=true --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled${3:-}"
+    --set torch_compile=true gradient_checkpointing=false \
+    --note "FSDP2, equal CPU threads, micro-batch 8, layers compiled${3:-}"
 }
 
 fsdp2_12b8_compile() { fsdp2_12b8c sc12b8c 64000; }
@@ -96,7 +98,7 @@ fsdp2_12b8_compile() { fsdp2_12b8c sc12b8c 64000; }
 fsdp2_12b16_recompute() {
   step "FSDP2-QLoRA, random-init 12B, 16 x 512 per GPU, layers compiled with recompute, 200000 tokens"
   scale sc12b16r --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 200000 --warmup 3 --micro_batch 16 \
-    --set torch_compile=true gradient_checkpointing=true \
+    --set torch_compile=true gradient_checkpointing=true recompute=full \
     --note "FSDP2, equal CPU threads, micro-batch 16, layers compiled with recompute, 200k tokens"
 }
 
@@ -107,6 +109,18 @@ ddp_270m16_compile_profiled() { ddp_270mc sc270c16p 16 ", profiled" --profile; }
 # fifteenth session: 1.96x timed after a profiler window (one-GPU run slower than usual), 1.63x at 32 x 512 over 9
 # timed steps, 1.46x unprofiled in the thirteenth: three launches of each GPU count, interleaved, over twice the tokens
 ddp_270m16_compile_repeats() { ddp_270mc sc270c16r 16 ", 800k tokens, median of 3" --tokens 800000 --repeats 3; }
+# sixteenth session: 1.70x (median of 3) without recompute; the shipped default since then recomputes selectively
+ddp_270m16_default_repeats() {
+  step "DDP, Gemma 3 270M, 16 x 512 per GPU, as shipped (compiled, selective recompute), 800k tokens, median of 3"
+  scale sc270d16r --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --repeats 3 --micro_batch 16 \
+    --cpu_binding --note "equal CPU threads, cores bound, micro-batch 16, as shipped (layers compiled, recompute selective), 800k tokens, median of 3"
+}
+# FSDP2 with the shipped default (selective recompute inside the compiled layers: not run under FSDP2 on a GPU before)
+fsdp2_12b16_default() {
+  step "FSDP2-QLoRA, random-init 12B, 16 x 512 per GPU, as shipped (compiled, selective recompute), 200000 tokens"
+  scale sc12b16d --model gemma-3-12b-random --strategy fsdp2 --gpus 1 2 --tokens 200000 --warmup 3 --micro_batch 16 \
+    --note "FSDP2, equal CPU threads, micro-batch 16, as shipped (layers compiled, recompute selective), 200k tokens"
+}
 # twelfth session: 1.20x over six timed steps; three times the steps
 fsdp2_12b8_compile_long() { fsdp2_12b8c sc12b8cl 200000 ", 200k tokens"; }
 

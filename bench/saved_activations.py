@@ -28,7 +28,7 @@ from train_throughput import CONFIGS  # noqa: E402
 from gemsql.config import load_config  # noqa: E402
 from gemsql.data import prepare  # noqa: E402
 from gemsql.model import compute_dtype  # noqa: E402
-from gemsql.train import setup  # noqa: E402
+from gemsql.train import recompute_mode, setup  # noqa: E402
 
 
 def saved_bytes(overrides: dict, model: str, work: Path, rows: int, compiled: bool = False) -> dict:
@@ -38,7 +38,7 @@ def saved_bytes(overrides: dict, model: str, work: Path, rows: int, compiled: bo
     values = {**overrides, "torch_compile": compiled}
     cfg = load_config(None, model_name_or_path=model, dataset="builtin", num_rows=rows, test_size=16,
                       output_dir=str(work), report_to="none", **values)
-    if cfg.train.gradient_checkpointing and not compiled:
+    if recompute_mode(cfg) is not None and not compiled:
         # non-reentrant checkpointing installs saved-tensor hooks of its own inside each layer, which hide from these
         raise SystemExit("saved_activations: configs with gradient_checkpointing are counted only with --compiled "
                          "(eager layers keep tensors through checkpoint's own hooks, which this count does not see)")

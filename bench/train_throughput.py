@@ -65,7 +65,8 @@ LADDER = [
 ]
 # gemsql's default until the twelfth session (4 x 512 at the tutorial's learning rate, layers not compiled): the base
 # of the lever rows below, so that a row's name keeps the meaning of the records measured under it.
-GEMSQL_4X512 = dict(per_device_train_batch_size=4, learning_rate=2e-4, torch_compile=False)
+GEMSQL_4X512 = dict(per_device_train_batch_size=4, learning_rate=2e-4, torch_compile=False,
+                    gradient_checkpointing=False)
 # Levers on top of it, measured one at a time: larger micro-batches (a token budget per step; the learning rate scaled
 # by the square root of the batch for the "_lr" rows), torch.compile, LoRA instead of QLoRA, batch lengths padded to a
 # multiple of 128 (fewer shapes for cuDNN's per-shape attention setup) or not.
@@ -101,23 +102,28 @@ CONFIGS = {
     "tutorial": TUTORIAL,
     # the tutorial's recipe at the default's tokens per micro-batch (16 x 512): the peak-memory comparison
     "tutorial_mb16x1": {**TUTORIAL, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
-    "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers on a GPU
+    "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers recomputing selectively on a GPU
+    # the shipped default until the sixteenth session: the same without recompute (every activation kept)
+    "gemsql_no_recompute": dict(gradient_checkpointing=False),
     "gemsql_eager": dict(torch_compile=False),
-    # the default with activation recompute: the tutorial's recipe at 16 x 512 peaked at 3.76 GiB, the default at 7.28
-    # (twelfth session), most of it the activations of 8,192 tokens kept for the backward
-    "gemsql_recompute": dict(gradient_checkpointing=True),
+    # the default with every op recomputed: the tutorial's recipe at 16 x 512 peaked at 3.76 GiB, the default without
+    # recompute at 7.28 (twelfth session), most of it the activations of 8,192 tokens kept for the backward
+    "gemsql_recompute": dict(gradient_checkpointing=True, recompute="full"),
     # recompute that keeps the attention's output and every other 4-bit matmul's output (fewer matmuls run twice)
     "gemsql_recompute_selective": dict(gradient_checkpointing=True, recompute="selective"),
     # without LoRA dropout (the tutorial's 0.05): PEFT then keeps no dropped-out copy of each adapted layer's input
     # for the backward, seven a decoder layer
-    "gemsql_no_dropout": dict(lora_dropout=0.0),
+    "gemsql_no_dropout": dict(lora_dropout=0.0, gradient_checkpointing=False),
     # without training the turn tokens' embedding rows (stop_token_training: none): PEFT's trainable tokens build a
     # full copy of the tied embedding matrix each forward, and its gradient is full size (thirteenth session)
-    "gemsql_recompute_no_turn_tokens": dict(gradient_checkpointing=True, stop_token_training="none"),
-    "gemsql_no_turn_tokens": dict(stop_token_training="none"),
+    "gemsql_recompute_no_turn_tokens": dict(gradient_checkpointing=True, recompute="full",
+                                            stop_token_training="none"),
+    "gemsql_no_turn_tokens": dict(stop_token_training="none", gradient_checkpointing=False),
     # the default at the tutorial's own tokens per micro-batch (1 x 512, 4 a step): the memory target's other reading,
     # against the tutorial as written (3.94 GiB, thirteenth session)
-    "gemsql_1x512": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4),
+    "gemsql_1x512": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4, gradient_checkpointing=False),
+    # the default at 32 x 512: the 4B's MFU with twice the tokens per kernel, in the room recompute leaves
+    "gemsql_32x512": dict(per_device_train_batch_size=32),
     "gemsql_4x512": GEMSQL_4X512,
     **{name: {**GEMSQL_4X512, **lever} for name, lever in LEVERS.items()},
 }

@@ -20,7 +20,7 @@ import torch._dynamo
 import torch.distributed as dist
 
 from gemsql.config import load_config
-from gemsql.train import setup
+from gemsql.train import recompute_mode, setup
 
 FSDP2_LAUNCH = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}  # what accelerate launch sets for fsdp2_qlora.yaml
 
@@ -83,7 +83,7 @@ def sharded(cfg, whole: tuple) -> dict:
             "base_rows": base.shape[0], "fsdp_layers": len(layers),
             "compiled_layers": sum(m._compiled_call_impl is not None for m in layers),
             "graphs": torch._dynamo.utils.counters["stats"]["unique_graphs"],  # so far in this process
-            "units": len({id(m._get_fsdp_state()) for m in layers})}
+            "units": len({id(m._get_fsdp_state()) for m in layers}), "recompute": recompute_mode(cfg)}
 
 
 def main(config: str, result: str) -> None:
@@ -94,10 +94,11 @@ def main(config: str, result: str) -> None:
     out = {"per_layer": sharded(cfg, whole),
            "two_layers_a_unit": sharded(replace(cfg, train=replace(cfg.train, fsdp_layers_per_unit=2)), whole),
            # the layers compiled in place after sharding: FSDP2's hooks (gather, reshard) still run on each
-           "compiled": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True)), whole),
-           # and recomputing inside each compiled layer (the FSDP2 gathers again for the backward's recompute)
-           "compiled_recompute": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True,
-                                                                     gradient_checkpointing=True)), whole)}
+           "compiled": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True,
+                                                           gradient_checkpointing=False)), whole),
+           # and recomputing inside each compiled layer as by default there (selectively; the FSDP2 gathers again
+           # for the backward's recompute)
+           "compiled_recompute": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True)), whole)}
     if dist.get_rank() == 0:
         with open(result, "w") as f:
             json.dump(out, f)

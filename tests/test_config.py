@@ -18,9 +18,11 @@ def test_defaults_are_the_tutorials_recipe_but_the_batch():
     assert (c.model.lora_r, c.model.lora_alpha, c.model.lora_dropout, c.model.lora_target_modules) == (16, 16, 0.05, "all-linear")
     t = c.train
     assert (t.max_length, t.packing, t.num_train_epochs) == (512, True, 3.0)
-    # 16 sequences of 512 a step in one micro-batch, without recompute, where the tutorial takes 1 x 4; its learning
-    # rate scaled by the square root of the 4x batch (the H200's one-epoch comparison in docs/benchmarks.md)
-    assert (t.per_device_train_batch_size, t.gradient_accumulation_steps, t.gradient_checkpointing) == (16, 1, False)
+    # 16 sequences of 512 a step in one micro-batch, where the tutorial takes 1 x 4; its learning rate scaled by the
+    # square root of the 4x batch (the H200's one-epoch comparison in docs/benchmarks.md); recompute decided by where
+    # the layers run (test_recompute_by_default_where_selective_applies)
+    assert (t.per_device_train_batch_size, t.gradient_accumulation_steps) == (16, 1)
+    assert (t.gradient_checkpointing, t.recompute) == (None, None)
     assert (t.optim, t.learning_rate, t.lr_scheduler_type, t.warmup_steps, t.max_grad_norm) == (
         "adamw_torch_fused", 4e-4, "constant", 0.03, 0.3)
     assert (t.logging_steps, t.save_strategy, t.report_to, t.push_to_hub) == (10, "epoch", "tensorboard", False)
@@ -160,11 +162,11 @@ def test_recompute_reaches_the_trainer_under_its_current_name(tmp_path):
 
     from gemsql.train import sft_config
 
-    for recompute in (True, False):
+    for recompute, on in ((True, True), (False, False), (None, False)):  # None: off by default on the CPU
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             args = sft_config(load_config(None, gradient_checkpointing=recompute), tmp_path)
-        assert args.activation_checkpointing is recompute and args.gradient_checkpointing is recompute
+        assert args.activation_checkpointing is on and args.gradient_checkpointing is on
         assert not [w for w in caught if "gradient_checkpointing" in str(w.message)]  # no deprecated alias used
 
 
@@ -189,3 +191,25 @@ def test_spider_configs_hold_out_databases_and_share_one_split():
     # same rows, so the recipes compare like for like; gemsql's recipe shuffles the tables of its training prompts
     assert replace(ours.data, schema_shuffle=False) == tutorial.data and ours.data.schema_shuffle
     assert tutorial.train.gradient_checkpointing and tutorial.model.stop_token_training == "full_embeddings"
+
+
+def test_recompute_by_default_where_selective_applies():
+    """gradient_checkpointing by default: on, recomputing selectively, where the layers are compiled over 4-bit
+    matmuls (on the H200: the 270M's peak under the tutorial's, at the default's tokens/s); off where recompute would
+    mean every op (uncompiled layers, no 4-bit matmuls to keep). Set either way, it is as set, and recompute by
+    default is selective only where it applies."""
+    from gemsql.train import recompute_mode
+
+    def mode(**values):
+        return recompute_mode(load_config(None, **values))
+
+    assert mode() is None  # this CPU: layers not compiled by default
+    assert mode(torch_compile=True) == "selective"  # quantization 4bit is the default
+    assert mode(torch_compile=True, quantization="none") is None
+    assert mode(torch_compile=True, gradient_checkpointing=False) is None
+    assert mode(torch_compile=True, recompute="full") == "full"
+    assert mode(torch_compile=True, quantization="none", gradient_checkpointing=True) == "full"
+    assert mode(gradient_checkpointing=True) == "full"  # uncompiled: transformers' checkpointing, every op
+    assert mode(gradient_checkpointing=True, recompute="selective") == "selective"  # as set (setup warns)
+    tutorial = load_config(ROOT / "configs/gemma3-1b-tutorial.yaml", torch_compile=True)
+    assert recompute_mode(tutorial) == "full"  # the tutorial recomputes every op, compiled or not

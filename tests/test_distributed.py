@@ -173,6 +173,8 @@ def test_fsdp2_trains_the_qlora_model_like_the_whole_model(tmp_path, tiny_model)
         assert r["base_weight"] == "DTensor" and r["base_local_rows"] * 2 == r["base_rows"]
     assert results["two_layers_a_unit"]["compiled_layers"] == results["two_layers_a_unit"]["graphs"] == 0
     assert all(r["compiled_layers"] == 2 and r["graphs"] >= 1 for r in compiled)
+    # compiled 4-bit layers recompute selectively unless told not to
+    assert [r["recompute"] for r in compiled] == [None, "selective"]
     launch = yaml.safe_load((Path(__file__).parents[1] / "configs/accelerate/fsdp2_qlora.yaml").read_text())
     assert launch["fsdp_config"]["fsdp_version"] == 2 and launch["fsdp_config"]["fsdp_auto_wrap_policy"] == "NO_WRAP"
 

@@ -209,34 +209,35 @@ def test_recompute_is_on_while_training_when_configured(tmp_path, tiny_model):
 def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path, tiny_model):
     """torch_compile compiles the decoder layers, not the whole model through the trainer, and the compiled layers
     train to the eager run's losses (QLoRA, on the CPU), with activation recompute too (each compiled layer's forward
-    then runs again in the backward)."""
+    then runs again in the backward: by default, gradient_checkpointing unset, selectively)."""
     import torch._dynamo
 
     from gemsql.data import prepare
-    from gemsql.train import cleanup, setup
+    from gemsql.train import cleanup, recompute_mode, setup
 
     losses = {}
-    for compiled, recompute in ((False, False), (True, False), (True, True)):
+    for compiled, recompute in ((False, False), (True, False), (True, None)):
         # every row padded to max_length: one shape, so one compile (a second shape would recompile, dynamic)
         cfg = tiny_config(tmp_path / f"run-{compiled}-{recompute}", tiny_model, quantization="4bit",
                           torch_compile=compiled, gradient_checkpointing=recompute, max_steps=3, logging_steps=1,
                           report_to="none", pad_to_multiple_of=256)
         prepare(cfg)
         torch._dynamo.reset()
+        assert recompute_mode(cfg) == (None if recompute is False else "selective")
         trainer, tokenizer = setup(cfg)
         layers = trainer.model.get_base_model().model.layers
         assert all((layer._compiled_call_impl is not None) is compiled for layer in layers)
         assert trainer.args.torch_compile is False  # the trainer would compile the whole model again
         result = trainer.train()
         # compiled layers recompute inside their compiled region, not in transformers' checkpointing around them
-        assert trainer.model.get_base_model().is_activation_checkpointing is (recompute and not compiled)
+        assert trainer.model.get_base_model().is_activation_checkpointing is False
         losses[compiled, recompute] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         if compiled:
             assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
             assert (cleanup(cfg, trainer, tokenizer, result).trained_dir / "adapter_model.safetensors").is_file()
-    assert len(losses[True, False]) == len(losses[True, True]) == 3
+    assert len(losses[True, False]) == len(losses[True, None]) == 3
     assert losses[True, False] == pytest.approx(losses[False, False], rel=2e-3)
-    assert losses[True, True] == pytest.approx(losses[False, False], rel=2e-3)
+    assert losses[True, None] == pytest.approx(losses[False, False], rel=2e-3)
 
 
 def test_selective_recompute_needs_4bit_and_says_where_it_does_not_apply(tmp_path, tiny_model, caplog):

@@ -224,20 +224,23 @@ class TrainConfig:
                   "of the time (docs/benchmarks.md). Short of memory: lower it and raise gradient_accumulation_steps."},
     )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    gradient_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "Recompute activations to save memory (about a third more compute); turn on for large "
-                  "models on small GPUs. With compiled layers (torch_compile) each layer recomputes inside its "
-                  "compiled region: on the H200 the 270M at 16 x 512 tokens a micro-batch peaked at 1.95 GiB with it "
-                  "against 7.28 without, the 4B at 9.5 against 48.5, both at 0.7x the tokens/s (docs/benchmarks.md)."},
+    gradient_checkpointing: bool | None = field(
+        default=None,
+        metadata={"help": "Recompute activations in the backward instead of keeping them, to save memory. Default: on "
+                  "where the decoder layers are compiled (torch_compile) and quantized to 4 bits, with recompute "
+                  "selective: on the H200 the 270M at 16 x 512 tokens a micro-batch peaked at 3.32 GiB against 7.28 "
+                  "without, at the same tokens/s, and the 4B at 18.8 GiB against 48.5, at 0.83x the tokens/s "
+                  "(docs/benchmarks.md); false trades that memory for the 4B's speed. Off elsewhere (the CPU, "
+                  "uncompiled layers), where transformers' checkpointing recomputes every op at about 0.7x."},
     )
-    recompute: Literal["full", "selective"] = field(
-        default="full",
+    recompute: Literal["full", "selective"] | None = field(
+        default=None,
         metadata={"help": "What compiled layers recompute with gradient_checkpointing. full: every op, the least "
-                  "memory. selective: keep the attention's output and every other 4-bit matmul's output of each "
-                  "layer, recompute the rest (op-level selective checkpointing, as in torchtitan): more memory than "
-                  "full, fewer 4-bit matmuls run twice. Needs quantization 4bit; layers not compiled recompute every "
-                  "op (transformers' checkpointing)."},
+                  "memory (the 270M 1.95 GiB, the 4B 9.5, both at about 0.7x the tokens/s). selective: keep the "
+                  "attention's output and every other 4-bit matmul's output of each layer, recompute the rest "
+                  "(op-level selective checkpointing, as in torchtitan): three of seven 4-bit matmuls run twice. "
+                  "Default: selective where the layers are compiled and quantized to 4 bits, else full. Layers not "
+                  "compiled recompute every op (transformers' checkpointing)."},
     )
     optim: str = field(default="adamw_torch_fused", metadata={"help": "transformers optimizer name."})
     learning_rate: float = field(
@@ -491,6 +494,10 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     for option in options:
         if option is type(None) and value is None:
             return None
+        if typing.get_origin(option) is Literal:
+            if value in typing.get_args(option):
+                return value
+            continue
         if option is bool and isinstance(value, bool):
             return value
         # bool is an int subclass in Python, but `true` for a count is a mistake
@@ -508,5 +515,6 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
         if typing.get_origin(option) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    names = " or ".join(", ".join(map(str, typing.get_args(o))) if typing.get_origin(o) is Literal
+                        else "null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
     raise GemsqlError(f"expected {names}, got {value!r}", field=key)

@@ -94,6 +94,24 @@ def use_compile(cfg: Config) -> bool:
             and model_class(resolve_model(cfg.model.model_name_or_path)) is AutoModelForCausalLM)
 
 
+def recompute_mode(cfg: Config) -> str | None:
+    """What the decoder layers recompute in the backward: None (nothing; every activation kept), "full" or
+    "selective" (TrainConfig.recompute). gradient_checkpointing as configured, or by default on where selective
+    recompute applies: compiled layers (use_compile) over 4-bit matmuls. There, on the H200, it kept the 270M's
+    16 x 512 micro-batch at 3.32 GiB against 7.28 at the same tokens/s, under the tutorial's 3.76, and scored as
+    well on the built-in epoch (sixteenth session, docs/benchmarks.md). Elsewhere recompute means every op again
+    (transformers' checkpointing of uncompiled layers, or compiled layers without 4-bit matmuls to keep) at about
+    0.7x the tokens/s, so it waits to be asked for. recompute by default: selective where it applies, else full."""
+    t = cfg.train
+    selective_applies = cfg.model.quantization == "4bit" and use_compile(cfg)
+    on = t.gradient_checkpointing if t.gradient_checkpointing is not None else selective_applies
+    if not on:
+        return None
+    if t.recompute is not None:
+        return t.recompute
+    return "selective" if selective_applies else "full"
+
+
 def use_liger(cfg: Config) -> bool:
     """The configured choice, or by default: on where its Triton kernels run (a CUDA GPU, liger-kernel installed),
     unless the layers are compiled (torch.compile fuses their norms and activations itself)."""
@@ -184,7 +202,7 @@ def sft_config(cfg: Config, output_dir: Path):
         # transformers' name for recompute since 5.2x (`gradient_checkpointing`, the tutorial's and gemsql's name, is
         # its deprecated alias there, with a warning in every run); compiled layers recompute inside their compiled
         # region instead (gemsql.model.compile_layers)
-        activation_checkpointing=t.gradient_checkpointing and not use_compile(cfg),
+        activation_checkpointing=recompute_mode(cfg) is not None and not use_compile(cfg),
         use_liger_kernel=use_liger(cfg),
         pad_to_multiple_of=pad_multiple(cfg),
         report_to=[] if t.report_to == "none" else [t.report_to],
@@ -207,7 +225,8 @@ def setup(cfg: Config):
     from gemsql.files import read_jsonl
     from gemsql.model import load_model, load_tokenizer
 
-    if cfg.train.gradient_checkpointing and cfg.train.recompute == "selective" and cfg.model.quantization != "4bit":
+    recompute = recompute_mode(cfg)
+    if recompute == "selective" and cfg.model.quantization != "4bit":
         raise GemsqlError("selective keeps every other 4-bit matmul's output, and with quantization none there are "
                           "no 4-bit matmuls: use recompute full", field="recompute")
     prepared = load_prepared(cfg)
@@ -256,11 +275,10 @@ def setup(cfg: Config):
         # the CPU)
         from gemsql.model import compile_layers
 
-        recompute = cfg.train.recompute if cfg.train.gradient_checkpointing else None
         n = compile_layers(trainer.model, recompute)
         log.info("compiling %d layers%s", n, f", each recomputing its forward in the backward ({recompute})"
                  if recompute else "")
-    elif cfg.train.gradient_checkpointing and cfg.train.recompute == "selective":
+    elif recompute == "selective":
         log.warning("recompute: selective applies to compiled layers (torch_compile); these layers are not compiled, "
                     "so transformers' checkpointing recomputes every op")
     return trainer, tokenizer
