@@ -64,6 +64,8 @@ def test_saved_config_round_trips(tmp_path):
         ({"lora_r": True}, "lora_r"),
         ({"lora_dropout": 1.5}, "lora_dropout"),
         ({"quantization": "8bit"}, "quantization"),
+        ({"recompute": "half"}, "recompute"),  # a choice or unset (null)
+        ({"gradient_checkpointing": "yes"}, "gradient_checkpointing"),
         ({"finetuning": "full"}, "finetuning"),  # over the 4-bit base (the default quantization)
         ({"finetuning": "everything", "quantization": "none"}, "finetuning"),
         ({"learning_rate": "fast"}, "learning_rate"),
