@@ -9,8 +9,9 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the sixteenth session left to measure (issue #4: the new default, selective
-# recompute, against the old one without recompute and the tutorial over 200,000 tokens; the 4B at 32 x 512 as
-# shipped over more steps than the sixteenth session's six; the built-in epoch as shipped).
+# recompute, against the old one without recompute and the tutorial's memory at 16 x 512 over 200,000 tokens; the 4B
+# at 32 x 512 as shipped over more steps than the sixteenth session's six; the built-in epoch as shipped, the 270M on
+# GPU 1 after the 4B's row).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -25,15 +26,15 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # tutorial" CONFIGS_4B="gemsql_recompute_selective gemsql" MEMORY_270M=gemsql_recompute_selective
 # BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full".
 NOTE=${NOTE:-"seventeenth GPU session: one process per config; selective recompute the default"}
-CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute tutorial_mb16x1 tutorial"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512 gemsql"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute tutorial_mb16x1"}  # the tutorial itself: 1,163 tokens/s (16th)
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512"}
 TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"default"}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"default"}  # the 4B's one row ends first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 

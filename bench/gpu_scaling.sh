@@ -115,6 +115,14 @@ ddp_270m16_default_repeats() {
   scale sc270d16r --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --repeats 3 --micro_batch 16 \
     --cpu_binding --note "equal CPU threads, cores bound, micro-batch 16, as shipped (layers compiled, recompute selective), 800k tokens, median of 3"
 }
+# and with two micro-batches a step on two GPUs (four on one): a step's own work, paid once a micro-batch on two GPUs
+# and once per two on one at equal global batch, spread over twice the micro-batches (tests that explanation)
+ddp_270m16_default_accum2() {
+  step "DDP, Gemma 3 270M, 16 x 512 per GPU, as shipped, 2 micro-batches a step on 2 GPUs (4 on 1), 800k tokens, median of 3"
+  scale sc270d16a2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --repeats 3 --micro_batch 16 \
+    --accumulation 2 --cpu_binding \
+    --note "equal CPU threads, cores bound, micro-batch 16, accumulation 2, as shipped (layers compiled, recompute selective), 800k tokens, median of 3"
+}
 # FSDP2 with the shipped default (selective recompute inside the compiled layers: not run under FSDP2 on a GPU before)
 fsdp2_12b16_default() {
   step "FSDP2-QLoRA, random-init 12B, 16 x 512 per GPU, as shipped (compiled, selective recompute), 200000 tokens"
