@@ -34,7 +34,7 @@ from gemsql.data import prepare
 from gemsql.files import read_jsonl
 from gemsql.model import attention_kernels
 from gemsql.data.prompt import user_message
-from gemsql.train import cudnn_in_training, setup
+from gemsql.train import cudnn_in_training, recompute_mode, setup
 import memory_peak
 from results_file import record
 
@@ -317,6 +317,8 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         "mfu": round(tokens_per_s * fpt / (PEAK_TFLOPS * 1e12), 4), "loss": round(loss, 4),
         "adapter_mb": round(adapter_mb, 2), "trained_tokens": int(marks[-1][1]), "steps": len(marks),
         "settings": overrides,
+        # what the layers recomputed, as resolved where this ran (the default depends on the device)
+        "recompute": recompute_mode(cfg),
     }
     del trainer
     torch.cuda.empty_cache() if torch.cuda.is_available() else None

@@ -176,18 +176,25 @@ def test_lever_rows_keep_their_meaning_when_the_default_moves():
     from train_throughput import CONFIGS
 
     from gemsql.config import load_config
+    from gemsql.train import recompute_mode
 
     def resolved(name: str) -> tuple:
-        t = load_config(None, **CONFIGS[name]).train
-        return t.per_device_train_batch_size, t.gradient_accumulation_steps, t.learning_rate, t.torch_compile
+        cfg = load_config(None, **CONFIGS[name])
+        t = cfg.train
+        return (t.per_device_train_batch_size, t.gradient_accumulation_steps, t.learning_rate, t.torch_compile,
+                recompute_mode(cfg))
 
-    # the rows' meaning in the records (docs/benchmarks/train_throughput.json), whatever the defaults are now
-    assert resolved("gemsql_4x512") == (4, 1, 2e-4, False)
-    assert resolved("gemsql_mb16x1") == (16, 1, 2e-4, False)
-    assert resolved("gemsql_compile") == (4, 1, 2e-4, True)
-    assert resolved("gemsql_mb16x1_lr4e-4_compile") == (16, 1, 4e-4, True)
-    assert resolved("tutorial") == (1, 4, 2e-4, False)
-    assert resolved("tutorial_mb16x1") == (16, 1, 2e-4, False)
+    # the rows' meaning in the records (docs/benchmarks/train_throughput.json), whatever the defaults are now; compiled
+    # rows measured before selective recompute became the default keep none
+    assert resolved("gemsql_4x512") == (4, 1, 2e-4, False, None)
+    assert resolved("gemsql_mb16x1") == (16, 1, 2e-4, False, None)
+    assert resolved("gemsql_compile") == (4, 1, 2e-4, True, None)
+    assert resolved("gemsql_mb16x1_lr4e-4_compile") == (16, 1, 4e-4, True, None)
+    assert resolved("tutorial") == (1, 4, 2e-4, False, "full")
+    assert resolved("tutorial_mb16x1") == (16, 1, 2e-4, False, "full")
+    assert resolved("gemsql_recompute")[-1] == "full" and resolved("gemsql_no_recompute")[-1] is None
+    for name in ("gemsql_no_dropout", "gemsql_no_turn_tokens", "gemsql_1x512"):
+        assert load_config(None, **CONFIGS[name]).train.gradient_checkpointing is False  # as measured, wherever run
     assert CONFIGS["gemsql"] == {}  # the shipped default, which moves
 
 
