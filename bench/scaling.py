@@ -130,7 +130,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
 
     from gemsql.config import load_config
     from gemsql.model import attention_kernels
-    from gemsql.train import cudnn_in_training, setup
+    from gemsql.train import cudnn_in_training, recompute_mode, setup
 
     cfg = load_config(config)
     trainer, _ = setup(cfg)
@@ -163,6 +163,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
         "peak_gib_per_gpu": round(float(every[:, 0].max()), 2) if torch.cuda.is_available() else None,
         "loss": round(float(every[:, 1].mean()), 4), "trained_tokens": int(n1), "steps": len(marks),
         "processes": trainer.accelerator.num_processes, **({"ddp": ddp} if ddp else {}),
+        "recompute": recompute_mode(cfg),  # as resolved where it ran (the default depends on the device)
         **({"cpus_per_process": [int(n) for n in every[:, 2]]} if cpus is not None else {}),
     }))
 

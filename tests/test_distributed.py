@@ -210,6 +210,7 @@ def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batc
     # gemsql's DDP defaults for a text model reach DDP (torchrun wraps one CPU process too), and DDP found no
     # trainable weight without a gradient (it would have stopped the run)
     assert one["ddp"] == two["ddp"] == {"find_unused_parameters": False, "broadcast_buffers": False}
+    assert one["recompute"] is two["recompute"] is None  # as resolved here: layers not compiled on the CPU
     # --profile: every rank of every launch wrote what bounds its steps, and the timing left those steps out
     profiles = sorted(p.relative_to(tmp_path / "work").as_posix() for p in (tmp_path / "work").glob("*.profile/*"))
     assert profiles == ["ddp-1.profile/rank0.txt", "ddp-2.profile/rank0.txt", "ddp-2.profile/rank1.txt"]
