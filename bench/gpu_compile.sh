@@ -10,8 +10,8 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the sixteenth session left to measure (issue #4: the new default, selective
 # recompute, against the old one without recompute and the tutorial's memory at 16 x 512 over 200,000 tokens; the 4B
-# at 32 x 512 as shipped over more steps than the sixteenth session's six; the built-in epoch as shipped, the 270M on
-# GPU 1 after the 4B's row).
+# at 32 x 512 as shipped over more steps than the sixteenth session's six; the built-in epoch as shipped and at
+# 32 x 512, the 270M on GPU 1 after the 4B's row).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -26,15 +26,16 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # tutorial" CONFIGS_4B="gemsql_recompute_selective gemsql" MEMORY_270M=gemsql_recompute_selective
 # BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full".
 NOTE=${NOTE:-"seventeenth GPU session: one process per config; selective recompute the default"}
-CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute tutorial_mb16x1"}  # the tutorial itself: 1,163 tokens/s (16th)
+# the tutorial itself: 1,163 tokens/s (sixteenth session); at 32 x 512 the 270M's CPU-bound step runs half as often
+CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute tutorial_mb16x1 gemsql_32x512 tutorial_mb32x1"}
 CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512"}
 TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
-# empty: none run); with one GPU all of them after all the rows
+# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; empty: none run); with one GPU all of them after all the rows
 BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"default"}  # the 4B's one row ends first
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"default mb32"}  # the 4B's one row ends first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
@@ -68,6 +69,7 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
     case $r in
       default) flags=() ;;
       none) flags=(--gradient_checkpointing false) ;;
+      mb32) flags=(--per_device_train_batch_size 32 --learning_rate 5.66e-4) ;;
       *) flags=(--gradient_checkpointing true --recompute "$r") ;;
     esac
     CUDA_VISIBLE_DEVICES=$gpu timeout 600 taskset -c "$cpus" python3 -m gemsql run configs/builtin-gpu.yaml \
