@@ -9,7 +9,8 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the sixteenth session left to measure (issue #4: the new default, selective
-# recompute, against the old one without recompute and the tutorial's memory at 16 x 512 over 200,000 tokens; the 4B
+# recompute, with CUDA graphs, against the old one without recompute and the tutorial's memory at 16 x 512 over 200,000
+# tokens; the 4B
 # at 32 x 512 as shipped over more steps than the sixteenth session's six; the built-in epoch as shipped and at
 # 32 x 512, the 270M on GPU 1 after the 4B's row).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
@@ -27,7 +28,7 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full".
 NOTE=${NOTE:-"seventeenth GPU session: one process per config; selective recompute the default"}
 # the tutorial itself: 1,163 tokens/s (sixteenth session); at 32 x 512 the 270M's CPU-bound step runs half as often
-CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute tutorial_mb16x1 gemsql_32x512 tutorial_mb32x1"}
+CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_cudagraphs gemsql_32x512 tutorial_mb32x1 gemsql_no_recompute tutorial_mb16x1"}
 CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512"}
 TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)

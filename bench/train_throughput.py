@@ -104,6 +104,9 @@ CONFIGS = {
     "tutorial_mb16x1": {**TUTORIAL, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
     "tutorial_mb32x1": {**TUTORIAL, "per_device_train_batch_size": 32, "gradient_accumulation_steps": 1},  # and 32 x 512
     "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers recomputing selectively on a GPU
+    # the default with each compiled layer replayed as CUDA graphs (torch_compile_mode reduce-overhead): fewer
+    # launches for a step bound by the CPU that launches its kernels
+    "gemsql_cudagraphs": dict(torch_compile_mode="reduce-overhead"),
     # the shipped default until the sixteenth session: the same without recompute (every activation kept)
     "gemsql_no_recompute": dict(gradient_checkpointing=False),
     "gemsql_eager": dict(torch_compile=False),

@@ -279,6 +279,13 @@ class TrainConfig:
                   "image-text checkpoints (not measured compiled) and under FSDP1 or DeepSpeed, where true is "
                   "refused. Liger's layer kernels are then off unless use_liger_kernel is true."},
     )
+    torch_compile_mode: Literal["default", "reduce-overhead"] = field(
+        default="default",
+        metadata={"help": "How compiled layers run (torch.compile's mode). reduce-overhead: each compiled layer's "
+                  "forward and backward replayed as CUDA graphs, one launch for all of its kernels, where the "
+                  "270M's step on the H200 is bound by the CPU launching them (the GPU 16 percent busy); memory for "
+                  "the graphs' buffers on top. Not yet measured on a GPU; the CPU ignores it."},
+    )
     ddp_find_unused_parameters: bool | None = field(
         default=None,
         metadata={"help": "Several GPUs with DDP: search each step's autograd graph for trainable weights without "

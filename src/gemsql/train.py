@@ -275,9 +275,9 @@ def setup(cfg: Config):
         # the CPU)
         from gemsql.model import compile_layers
 
-        n = compile_layers(trainer.model, recompute)
-        log.info("compiling %d layers%s", n, f", each recomputing its forward in the backward ({recompute})"
-                 if recompute else "")
+        n = compile_layers(trainer.model, recompute, cfg.train.torch_compile_mode)
+        log.info("compiling %d layers (mode %s)%s", n, cfg.train.torch_compile_mode,
+                 f", each recomputing its forward in the backward ({recompute})" if recompute else "")
     elif recompute == "selective":
         log.warning("recompute: selective applies to compiled layers (torch_compile); these layers are not compiled, "
                     "so transformers' checkpointing recomputes every op")

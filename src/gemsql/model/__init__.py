@@ -140,10 +140,10 @@ def decoder_layers(model) -> list:
     return [m for m in model.modules() if any(c.__name__ in names for c in type(m).__mro__)]
 
 
-def compile_layers(model, recompute: str | None = None) -> int:
+def compile_layers(model, recompute: str | None = None, mode: str = "default") -> int:
     """Compile each decoder layer in place with torch.compile (regional compilation), before it first runs; returns
     how many. With `recompute` ("full" or "selective", TrainConfig.recompute), each layer's forward runs under
-    activation checkpointing inside its compiled region.
+    activation checkpointing inside its compiled region; `mode` is torch.compile's (TrainConfig.torch_compile_mode).
 
     The layers share one code path, so one compile (and, without recompute, one recompile when a second sequence
     length marks the shapes dynamic) serves them all: on the CPU the tiny test model compiled in 15 s a compile this
@@ -163,7 +163,7 @@ def compile_layers(model, recompute: str | None = None) -> int:
         # With recompute, each new shape gets a graph of its own (dynamic=False): on the H200 (PyTorch 2.11) the
         # dynamic-shape recompile that the built-in set's last, shorter micro-batch set off failed in the
         # partitioner ("Node add_803 was invalid, but is output"). Packed rows padded to 128 give few shapes.
-        layer.compile(dynamic=False if recompute else None)
+        layer.compile(dynamic=False if recompute else None, mode=mode)
     return len(layers)
 
 
