@@ -197,11 +197,13 @@ def test_fsdp2_units_group_neighbouring_layers_of_one_class_only():
 
 def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batch(tmp_path):
     """bench/scaling.py (the two-GPU issue's benchmark) on this CPU: one launch per process count, the 1-process run
-    accumulating two micro-batches per step, so both train the same steps over the same tokens to the same loss."""
+    accumulating two micro-batches per step, so both train the same steps over the same tokens to the same loss. As
+    DDP trains on a GPU by default: QLoRA, layers compiled, recomputing selectively."""
     out = tmp_path / "scaling.json"
     bench = Path(__file__).parents[1] / "bench"
     _run([sys.executable, str(bench / "scaling.py"), "--model", "tiny", "--strategy", "ddp", "--gpus", "1", "2",
-          "--tokens", "3000", "--set", "lora_dropout=0.0", "learning_rate=5e-3", "--out", str(out),
+          "--tokens", "3000", "--set", "lora_dropout=0.0", "learning_rate=5e-3", "quantization=4bit",
+          "torch_compile=true", "--out", str(out),
           "--work", str(tmp_path / "work"), "--profile", "--cpu_binding"], tmp_path / "log.txt")
     one, two = json.loads(out.read_text())
     # --cpu_binding: every process ran on its own share of the cores, the 1-process launch on one rank's share
@@ -210,7 +212,7 @@ def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batc
     # gemsql's DDP defaults for a text model reach DDP (torchrun wraps one CPU process too), and DDP found no
     # trainable weight without a gradient (it would have stopped the run)
     assert one["ddp"] == two["ddp"] == {"find_unused_parameters": False, "broadcast_buffers": False}
-    assert one["recompute"] is two["recompute"] is None  # as resolved here: layers not compiled on the CPU
+    assert one["recompute"] == two["recompute"] == "selective"  # resolved from the defaults, as on a GPU
     # --profile: every rank of every launch wrote what bounds its steps, and the timing left those steps out
     profiles = sorted(p.relative_to(tmp_path / "work").as_posix() for p in (tmp_path / "work").glob("*.profile/*"))
     assert profiles == ["ddp-1.profile/rank0.txt", "ddp-2.profile/rank0.txt", "ddp-2.profile/rank1.txt"]
