@@ -29,14 +29,14 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 NOTE=${NOTE:-"seventeenth GPU session: one process per config; selective recompute the default"}
 # the tutorial itself: 1,163 tokens/s (sixteenth session); at 32 x 512 the 270M's CPU-bound step runs half as often
 CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_cudagraphs gemsql_32x512 tutorial_mb32x1 gemsql_no_recompute tutorial_mb16x1"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512 gemsql_32x512_cudagraphs"}
 TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; empty: none run); with one GPU all of them after all the rows
 BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"default mb32"}  # the 4B's one row ends first
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"default mb32"}  # the 4B's two rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 

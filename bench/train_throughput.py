@@ -129,6 +129,7 @@ CONFIGS = {
     # the default at 32 x 512: the 4B's MFU with twice the tokens per kernel, in the room recompute leaves; the 270M's
     # tokens/s with half the micro-batches for the same tokens (its step is bound by the CPU that launches it)
     "gemsql_32x512": dict(per_device_train_batch_size=32),
+    "gemsql_32x512_cudagraphs": dict(per_device_train_batch_size=32, torch_compile_mode="reduce-overhead"),
     "gemsql_4x512": GEMSQL_4X512,
     **{name: {**GEMSQL_4X512, **lever} for name, lever in LEVERS.items()},
 }
