@@ -32,7 +32,7 @@ CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_cudagraphs gemsql_32x512 tutorial_mb
 CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512 gemsql_32x512_cudagraphs"}
 TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-PROFILE_4B=${PROFILE_4B:-}  # a 4B config to profile after the rows (docs/benchmarks/profile_4b_*.txt has two)
+PROFILE_4B=${PROFILE_4B-gemsql}  # a 4B config to profile after the rows (empty: none): what bounds the shipped default
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; empty: none run); with one GPU all of them after all the rows
 BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}

@@ -3,13 +3,15 @@
 # config, so a lease that ends early keeps what finished):
 #   1. issue #4 (bench/gpu_compile.sh's defaults): the new default (selective recompute) beside the old one (no
 #      recompute) and the tutorial's memory at 16 x 512 over 200,000 tokens, and both at 32 x 512 (half the
-#      CPU-bound steps for the 270M), and with CUDA graphs (torch_compile_mode reduce-overhead, never run yet); the 4B at 32 x 512 as shipped over 15 steps (31.0 % MFU over six in the
-#      sixteenth session), also with CUDA graphs; the built-in epoch as shipped and at 32 x 512 (lr 4e-4 x sqrt 2);
+#      CPU-bound steps for the 270M), and with CUDA graphs (torch_compile_mode reduce-overhead, never run yet); the
+#      4B at 32 x 512 as shipped over 15 steps (31.0 % MFU over six in the sixteenth session), also with CUDA graphs;
+#      the 4B as shipped profiled (what bounds its 26 % MFU); the built-in epoch as shipped and at 32 x 512 (lr
+#      4e-4 x sqrt 2);
 #   2. issue #9 (bench/gpu_scaling.sh): the 270M's 16 x 512 DDP pair as shipped (selective recompute), three launches
 #      each over 800,000 tokens (1.70x without recompute in the sixteenth session); the 12B under FSDP2 as shipped
 #      (selective recompute under FSDP2 has not run on a GPU); the 270M pair again with two micro-batches a step
 #      (last: the lease may end before it).
-# About 26 minutes after staging (the sixteenth session's launches: 270M DDP about a minute each, mostly start-up).
+# About 28 minutes after staging (the sixteenth session's launches: 270M DDP about a minute each, mostly start-up).
 # The sixteenth session's plan is in git at 0054ac0. Poll back to back: a machine idle for 30 s is handed back.
 #   setsid nohup bash bench/gpu_x2.sh /root/work > /root/work/job.log 2>&1 &
 # Collect with bench/gpu_collect.sh /root/work "$OUT".
