@@ -492,11 +492,6 @@ def _build(cls: type, values: dict[str, Any]):
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    if typing.get_origin(annotation) is Literal:
-        choices = typing.get_args(annotation)
-        if value in choices:
-            return value
-        raise GemsqlError(f"must be one of {', '.join(map(str, choices))}, got {value!r}", field=key)
     options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
     for option in options:
         if option is type(None) and value is None:
@@ -522,6 +517,6 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
         if typing.get_origin(option) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
-    names = " or ".join(", ".join(map(str, typing.get_args(o))) if typing.get_origin(o) is Literal
+    names = " or ".join("one of " + ", ".join(map(str, typing.get_args(o))) if typing.get_origin(o) is Literal
                         else "null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
     raise GemsqlError(f"expected {names}, got {value!r}", field=key)
