@@ -24,8 +24,12 @@ from gemsql.errors import GemsqlError
 
 CASES: Counter = Counter()
 UNHANDLED: list[str] = []
+# Fields of 5,000 to 20,000 characters are drawn on purpose (long fields must be named, not crash anything); a run
+# whose draws overran hypothesis' budget for input size too often failed its health check at random (data_too_large:
+# 20 of 29 draws in one full-suite run), so that check is off, as too_slow is.
 FUZZ = settings(max_examples=int(os.environ.get("GEMSQL_FUZZ_EXAMPLES", "40")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                       HealthCheck.data_too_large])
 
 
 def _user_error_or_ok(target: str, fn) -> None:
