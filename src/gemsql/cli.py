@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
 OOM_ADVICE = (
     "Lower per_device_train_batch_size (raising gradient_accumulation_steps keeps the effective batch), "
-    "max_length, or generation_batch_size; turn on gradient_checkpointing; or use quantization: 4bit."
+    "max_length, or generation_batch_size; turn on gradient_checkpointing, with recompute: full for the least "
+    "memory; or use quantization: 4bit."
 )
 
 
