@@ -37,16 +37,13 @@ def directional_check(trainer, batch: dict, eps: float = 1e-3, seed: int = 7) ->
     """(finite-difference slope, gradient norm) of the trainer's loss on `batch` along its own gradient: equal when
     the backward differentiates the loss the forward computed. Every forward draws its dropout masks from `seed`."""
     model = trainer.model
-    model.train()
     lora = [p for p in model.parameters() if p.requires_grad]
 
     def loss() -> torch.Tensor:
         torch.manual_seed(seed)  # the same masks in every forward (CUDA's generators too)
         return trainer.compute_loss(model, batch)
 
-    model.zero_grad()
-    loss().backward()
-    grads = [p.grad.detach().clone() for p in lora]
+    grads = _grads(trainer, batch, seed)
     norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
     values = []
     for sign in (1, -1):
@@ -70,14 +67,19 @@ def _trainer(work: Path, name: str, base: dict, **overrides):
     return trainer, next(iter(trainer.get_train_dataloader()))
 
 
-def gradient(trainer, batch: dict, seed: int = 7) -> torch.Tensor:
-    """The trainable parameters' gradient on `batch`, flattened, in float64."""
+def _grads(trainer, batch: dict, seed: int) -> list[torch.Tensor]:
+    """The trainable parameters' gradients on `batch` (copies), the forward's dropout masks drawn from `seed`."""
     model = trainer.model
     model.train()
     model.zero_grad()
     torch.manual_seed(seed)
     trainer.compute_loss(model, batch).backward()
-    return torch.cat([p.grad.detach().double().flatten() for p in model.parameters() if p.requires_grad])
+    return [p.grad.detach().clone() for p in model.parameters() if p.requires_grad]
+
+
+def gradient(trainer, batch: dict, seed: int = 7) -> torch.Tensor:
+    """The trainable parameters' gradient on `batch`, flattened, in float64."""
+    return torch.cat([g.double().flatten() for g in _grads(trainer, batch, seed)])
 
 
 def main() -> int:
