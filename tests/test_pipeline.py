@@ -244,8 +244,8 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
 
 def test_selective_recompute_needs_4bit_and_says_where_it_does_not_apply(tmp_path, tiny_model, caplog):
     """recompute selective keeps every other 4-bit matmul's output: with quantization none it is refused before
-    anything loads, with the field named; with layers not compiled (transformers' checkpointing recomputes every op)
-    the log says so."""
+    anything loads, with the field named, as are CUDA graphs with recompute; with layers not compiled (transformers'
+    checkpointing recomputes every op) the log says so."""
     from gemsql.data import prepare
     from gemsql.errors import GemsqlError
     from gemsql.train import setup
@@ -255,6 +255,14 @@ def test_selective_recompute_needs_4bit_and_says_where_it_does_not_apply(tmp_pat
     with pytest.raises(GemsqlError, match="no 4-bit matmuls") as e:
         setup(cfg)
     assert e.value.field == "recompute"
+    # CUDA graphs with recompute stopped on the H200: refused before anything loads, with the way out named
+    for recompute in ("full", "selective"):
+        cfg = tiny_config(tmp_path / "graphs", tiny_model, gradient_checkpointing=True, recompute=recompute,
+                          quantization="4bit", torch_compile=True, torch_compile_mode="reduce-overhead")
+        with pytest.raises(GemsqlError, match=f"with recompute \\({recompute}, as configured\\).*"
+                                              "gradient_checkpointing: false") as e:
+            setup(cfg)
+        assert e.value.field == "torch_compile_mode"
     cfg = tiny_config(tmp_path / "eager", tiny_model, gradient_checkpointing=True, recompute="selective",
                       quantization="4bit", torch_compile=False)
     prepare(cfg)

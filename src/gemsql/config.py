@@ -284,7 +284,9 @@ class TrainConfig:
         metadata={"help": "How compiled layers run (torch.compile's mode). reduce-overhead: each compiled layer's "
                   "forward and backward replayed as CUDA graphs, one launch for all of its kernels, where the "
                   "270M's step on the H200 is bound by the CPU launching them (the GPU 16 percent busy); memory for "
-                  "the graphs' buffers on top. Not yet measured on a GPU; the CPU ignores it."},
+                  "the graphs' buffers on top. Refused with recompute (gradient_checkpointing, on by default on "
+                  "a GPU): that pairing stopped on the H200 within the first steps. Not yet measured without "
+                  "recompute; the CPU ignores it."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

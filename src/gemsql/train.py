@@ -229,6 +229,15 @@ def setup(cfg: Config):
     if recompute == "selective" and cfg.model.quantization != "4bit":
         raise GemsqlError("selective keeps every other 4-bit matmul's output, and with quantization none there are "
                           "no 4-bit matmuls: use recompute full", field="recompute")
+    if recompute and cfg.train.torch_compile_mode == "reduce-overhead" and use_compile(cfg):
+        # On the H200 (PyTorch 2.11) CUDA graphs of layers that recompute inside their compiled region stopped within
+        # the first steps, for the 270M and the 4B alike (docs/benchmarks.md, seventeenth session); upstream,
+        # pytorch/pytorch#154306 fails on the related pairing of CUDA graphs inside a checkpoint
+        raise GemsqlError(f"CUDA graphs (reduce-overhead) with recompute ({recompute}, "
+                          f"{'as configured' if cfg.train.gradient_checkpointing else 'the default here'}) stopped "
+                          "training on the H200 ('accessing tensor output of CUDAGraphs that has been overwritten by "
+                          "a subsequent run'): set gradient_checkpointing: false to use CUDA graphs (more memory), or "
+                          "torch_compile_mode: default", field="torch_compile_mode")
     prepared = load_prepared(cfg)
     rows = [{"messages": r["messages"]} for r in read_jsonl(prepared.train)]
     if not rows:
