@@ -8,11 +8,10 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the sixteenth session left to measure (issue #4: the new default, selective
-# recompute, with CUDA graphs, against the old one without recompute and the tutorial's memory at 16 x 512 over 200,000
-# tokens; the 4B
-# at 32 x 512 as shipped over more steps than the sixteenth session's six; the built-in epoch as shipped and at
-# 32 x 512, the 270M on GPU 1 after the 4B's row).
+# What each model runs. Defaults: what the seventeenth session left to measure (issue #4: CUDA graphs without
+# recompute, against the default and no recompute, each 270M config twice (one run each spread by half between the
+# sixteenth and seventeenth sessions), the tutorial in the same run; the 4B as shipped, without recompute and with
+# CUDA graphs; the built-in epoch with CUDA graphs, after the 4B's rows).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -25,26 +24,32 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # MEMORY_270M=gemsql_recompute CONFIGS_4B="gemsql_recompute gemsql" BUILTIN_4B_GPU=full; the sixteenth's (0054ac0,
 # "gemsql" then without recompute) CONFIGS_270M="gemsql_recompute_selective gemsql gemsql_recompute tutorial_mb16x1
 # tutorial" CONFIGS_4B="gemsql_recompute_selective gemsql" MEMORY_270M=gemsql_recompute_selective
-# BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full".
-NOTE=${NOTE:-"seventeenth GPU session: one process per config; selective recompute the default"}
-# the tutorial itself: 1,163 tokens/s (sixteenth session); at 32 x 512 the 270M's CPU-bound step runs half as often
-CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_cudagraphs gemsql_32x512 tutorial_mb32x1 gemsql_no_recompute tutorial_mb16x1"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_32x512 gemsql_32x512_cudagraphs"}
-TOKENS_4B=${TOKENS_4B:-240000}  # 32 x 512 x 15 steps, 3 of them untimed
+# BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full"; the seventeenth's (fbd3189) CONFIGS_270M="gemsql
+# gemsql_cudagraphs gemsql_32x512 tutorial_mb32x1 gemsql_no_recompute tutorial_mb16x1" CONFIGS_4B="gemsql_32x512
+# gemsql_32x512_cudagraphs" TOKENS_4B=240000 PROFILE_4B=gemsql BUILTIN_4B_GPU="default mb32".
+NOTE=${NOTE:-"eighteenth GPU session: one process per config; CUDA graphs without recompute"}
+# a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
+CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute tutorial gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute"}
+TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-PROFILE_4B=${PROFILE_4B-gemsql}  # a 4B config to profile after the rows (empty: none): what bounds the shipped default
+PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
-# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; empty: none run); with one GPU all of them after all the rows
+# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs without recompute; empty: none run); with one GPU
+# all of them after all the rows
 BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"default mb32"}  # the 4B's two rows end first
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"graphs"}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
+declare -A RUNS  # how many times each model's config has run: a second run gets a note of its own (not replaced)
 tt() {  # GPU CPUS NAME MODEL TOKENS WARMUP CONFIG [more bench flags]: one config in its own process
-  local gpu=$1 cpus=$2 name=$3 model=$4 tokens=$5 warmup=$6 config=$7; shift 7
+  local gpu=$1 cpus=$2 name=$3 model=$4 tokens=$5 warmup=$6 config=$7 note=$NOTE; shift 7
+  RUNS[$name.$config]=$(( ${RUNS[$name.$config]:-0} + 1 ))
+  [ "${RUNS[$name.$config]}" -eq 1 ] || note="$NOTE; run ${RUNS[$name.$config]}"
   CUDA_VISIBLE_DEVICES=$gpu OMP_NUM_THREADS=8 timeout 480 taskset -c "$cpus" python3 bench/train_throughput.py \
     --model "$model" --tokens "$tokens" --warmup "$warmup" --configs "$config" --work "$WORK/$name" \
-    --note "$NOTE" --out "$RECORDS/train_throughput_$name.json" "$@" >> "$WORK/tt_$name.log" 2>&1
+    --note "$note" --out "$RECORDS/train_throughput_$name.json" "$@" >> "$WORK/tt_$name.log" 2>&1
   step "$name $config: exit $? $(tail -1 "$WORK/tt_$name.log" | cut -c1-300)"
 }
 
@@ -64,13 +69,15 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
 
 builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one epoch, with each recompute in turn
   # (default: as shipped; none, full, selective: as named). Without recompute: 98.2 % (twelfth session), 99.1 %
-  # (fifteenth), 97.0 % (sixteenth); full 97.1 %, 95.9 %, 96.8 % (fourteenth to sixteenth); selective 96.9 % (sixteenth)
+  # (fifteenth), 97.0 % (sixteenth); full 97.1 %, 95.9 %, 96.8 % (fourteenth to sixteenth); selective 96.9 % (sixteenth),
+  # 98.3 % (seventeenth, as shipped); 32 x 512 at lr 5.66e-4 93.8 % (seventeenth)
   local gpu=$1 cpus=$2 r flags; shift 2
   for r in "$@"; do
     case $r in
       default) flags=() ;;
       none) flags=(--gradient_checkpointing false) ;;
       mb32) flags=(--per_device_train_batch_size 32 --learning_rate 5.66e-4) ;;
+      graphs) flags=(--gradient_checkpointing false --torch_compile_mode reduce-overhead) ;;
       *) flags=(--gradient_checkpointing true --recompute "$r") ;;
     esac
     CUDA_VISIBLE_DEVICES=$gpu timeout 600 taskset -c "$cpus" python3 -m gemsql run configs/builtin-gpu.yaml \
