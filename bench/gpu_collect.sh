@@ -14,7 +14,7 @@ for log in *.log sc*/*.log; do
 done
 tar czf "$DEST/results.tgz" --ignore-failed-read -C "$TAILS" . -C "$WORK" $(ls -d out/*.json */report.json */report.md \
   */data/stats.json */adapter/gemsql_config.yaml */full_model/gemsql_config.yaml sc*/*.profile/*.txt \
-  sc4b-profiles/*/*.txt tt4b-profile/*.txt memory/*.txt */eval/*/metrics.json */eval/metrics.json 2>/dev/null) 2>/dev/null
+  sc4b-profiles/*/*.txt tt4b-profile/*.txt tt4b-syncs/*.txt memory/*.txt */eval/*/metrics.json */eval/metrics.json 2>/dev/null) 2>/dev/null
 rm -rf "$TAILS"
 # (adapters without the tokenizer, 33 MB, which the GGUF rebuilds)
 for run in $(for d in spider-*/; do [ -f "$d/report.json" ] && echo "${d%/}"; done | head -7); do

@@ -34,6 +34,7 @@ CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recomp
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
+SYNCS_4B=${SYNCS_4B-gemsql}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs without recompute; empty: none run); with one GPU
 # all of them after all the rows
@@ -91,6 +92,12 @@ rows_4b() {  # GPU CPUS: the 4B's MFU, then (PROFILE_4B) what bounds a config
   for c in $CONFIGS_4B; do
     tt "$1" "$2" 4b gemma-3-4b-random "$TOKENS_4B" 3 $c
   done
+  [ -z "$SYNCS_4B" ] || {
+    CUDA_VISIBLE_DEVICES=$1 timeout 300 taskset -c "$2" python3 bench/train_throughput.py --model gemma-3-4b-random \
+      --tokens 60000 --warmup 3 --configs "$SYNCS_4B" --work "$WORK/4b" --syncs "$WORK/tt4b-syncs" \
+      --note "host syncs counted" --out "$RECORDS/tt4b_syncs.json" >> "$WORK/tt_4b.log" 2>&1
+    step "4b syncs: exit $? $(head -1 "$WORK"/tt4b-syncs/syncs_*.txt 2>/dev/null)"
+  }
   [ -n "$PROFILE_4B" ] || return 0
   CUDA_VISIBLE_DEVICES=$1 timeout 300 taskset -c "$2" python3 bench/train_throughput.py --model gemma-3-4b-random \
     --tokens 60000 --warmup 3 --configs "$PROFILE_4B" --work "$WORK/4b" --profile "$WORK/tt4b-profile" \

@@ -284,7 +284,8 @@ def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int, min_ti
 
 
 def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
-              eval_rows: int, base: dict, profile: Path | None = None, memory: Path | None = None) -> dict:
+              eval_rows: int, base: dict, profile: Path | None = None, memory: Path | None = None,
+              syncs: Path | None = None) -> dict:
     run_dir = work / name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -304,6 +305,10 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     trainer.add_callback(token_clock(marks, tokens, warmup))
     if profile is not None:
         trainer.add_callback(profiler_callback(warmup, 3, profile / f"profile_{name}.txt"))
+    if syncs is not None:
+        from host_syncs import sync_callback
+
+        trainer.add_callback(sync_callback(warmup, 3, syncs / f"syncs_{name}.txt"))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     traced = memory_peak.traced(memory / f"memory_{name}.txt") if memory is not None else nullcontext()
@@ -345,6 +350,8 @@ def main() -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--out", default="docs/benchmarks/train_throughput.json")
     p.add_argument("--profile", default=None, help="folder for a torch.profiler summary of 3 steps per config")
+    p.add_argument("--syncs", default=None, help="folder for where 3 steps per config made the CPU wait for the "
+                   "GPU, by caller (bench/host_syncs.py; the bench's own step clock synchronises once a step)")
     p.add_argument("--memory", default=None, help="folder for what each config's peak GPU memory holds "
                    "(bench/memory_peak.py; the allocator's trace slows the steps, so give such runs their own --note)")
     p.add_argument("--note", default="", help="kept with the records; a new note keeps the older records of the "
@@ -369,7 +376,8 @@ def main() -> int:
         try:
             r = bench_one(model_path, name, CONFIGS[name], work / "data_run", work, args.tokens, args.warmup,
                           args.eval_rows, base, Path(args.profile) if args.profile else None,
-                          Path(args.memory) if args.memory and torch.cuda.is_available() else None)
+                          Path(args.memory) if args.memory and torch.cuda.is_available() else None,
+                          Path(args.syncs) if args.syncs else None)
         except Exception as e:  # one lever failing (a kernel missing, out of memory) must not lose the others
             traceback.print_exc()  # the whole stack to the log: the record keeps only the message's start
             r = {"config": name, "error": f"{type(e).__name__}: {e}"[:500]}

@@ -300,3 +300,44 @@ def test_compiled_layers_recompute_with_the_forwards_dropout_masks(tmp_path, tin
     assert not model.get_base_model().is_activation_checkpointing  # not transformers' checkpointing around them
     slope, norm = directional_check(trainer, next(iter(trainer.get_train_dataloader())))
     assert slope == pytest.approx(norm, rel=2e-2)
+
+
+def test_host_sync_counts_say_who_made_the_cpu_wait_in_the_window_only(tmp_path):
+    """bench/train_throughput.py --syncs: the calls that make the CPU wait for a GPU are counted by caller, per step,
+    over the window's steps only (after the warm-up, until its last step ends); a run that ends inside the window
+    still writes what it counted. On the CPU the Python calls that would synchronise on a GPU are what is counted."""
+    from types import SimpleNamespace
+
+    from host_syncs import sync_callback
+
+    def step_work(n: int):
+        t = torch.ones(3)
+        for _ in range(n):
+            t.sum().item()
+        return bool(t.all())
+
+    out = tmp_path / "syncs.txt"
+    callback = sync_callback(warmup=2, steps=2, out=out)
+    for step in range(6):
+        state = SimpleNamespace(global_step=step)
+        callback.on_step_begin(None, state, None)
+        step_work(5 if step in (2, 3) else 50)  # the window: steps 3 and 4 (global_step 2 and 3 as they begin)
+        callback.on_step_end(None, SimpleNamespace(global_step=step + 1), None)
+    callback.on_train_end(None, SimpleNamespace(global_step=6), None)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("host syncs per step: 6.0 over 2 steps")
+    rows = {line.split()[1]: (float(line.split()[0]), line) for line in lines[2:]}
+    assert rows["item"][0] == 5.0 and "step_work" in rows["item"][1]
+    assert rows["__bool__"][0] == 1.0 and "step_work" in rows["__bool__"][1]
+
+    short = tmp_path / "short.txt"
+    callback = sync_callback(warmup=1, steps=5, out=short)
+    for step in range(3):  # training stops two steps into the window
+        callback.on_step_begin(None, SimpleNamespace(global_step=step), None)
+        step_work(2)
+        callback.on_step_end(None, SimpleNamespace(global_step=step + 1), None)
+    callback.on_train_end(None, SimpleNamespace(global_step=3), None)
+    assert short.read_text().startswith("host syncs per step: 3.0 over 2 steps")
+    counted = sum(callback.counter.seen.values())
+    step_work(3)  # the window closed: nothing more is counted
+    assert sum(callback.counter.seen.values()) == counted == 6
