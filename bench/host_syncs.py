@@ -102,7 +102,6 @@ def sync_callback(warmup: int, steps: int, out: Path):
     class Syncs(TrainerCallback):
         def __init__(self):
             self.counter = SyncCounter()
-            self.done = 0
             self.on = False
 
         def on_step_begin(self, args, state, control, **kw):
@@ -121,8 +120,9 @@ def sync_callback(warmup: int, steps: int, out: Path):
         def finish(self, counted: int) -> None:
             self.counter.stop()
             self.on = False
+            report = self.counter.report(max(1, counted))
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(self.counter.report(max(1, counted)))
-            print(out.read_text().splitlines()[0], flush=True)
+            out.write_text(report)
+            print(report.splitlines()[0], flush=True)
 
     return Syncs()
