@@ -322,16 +322,22 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     adapter_mb = sum(p.stat().st_size for p in adapter.glob("*.safetensors")) / 2**20
     n_lora = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
     test = read_jsonl(run_dir / "data" / "test.jsonl")[:eval_rows]
-    loss = answer_loss(trainer.model, tokenizer, test)
+    try:
+        loss, loss_error = answer_loss(trainer.model, tokenizer, test), None
+    except Exception as e:  # measured after the timing (on the compiled layers, CUDA graphs included): a failure
+        # here must not lose the tokens/s and memory already measured
+        traceback.print_exc()
+        loss, loss_error = None, f"{type(e).__name__}: {e}"[:300]
     mean_context = t.max_length / 2  # causal attention over packed sequences of max_length
     fpt = flops_per_token(trainer.model.get_base_model().config.get_text_config(), n_lora, mean_context)
     result = {
         "model": None, "config": name, "tokens_per_s": round(tokens_per_s, 1), "peak_gib": round(peak, 2),
-        "mfu": round(tokens_per_s * fpt / (PEAK_TFLOPS * 1e12), 4), "loss": round(loss, 4),
+        "mfu": round(tokens_per_s * fpt / (PEAK_TFLOPS * 1e12), 4), "loss": None if loss is None else round(loss, 4),
         "adapter_mb": round(adapter_mb, 2), "trained_tokens": int(marks[-1][1]), "steps": len(marks),
         "settings": overrides,
         # what the layers recomputed, as resolved where this ran (the default depends on the device)
         "recompute": recompute_mode(cfg),
+        **({"loss_error": loss_error} if loss_error else {}),
     }
     del trainer
     torch.cuda.empty_cache() if torch.cuda.is_available() else None

@@ -341,3 +341,24 @@ def test_host_sync_counts_say_who_made_the_cpu_wait_in_the_window_only(tmp_path)
     counted = sum(callback.counter.seen.values())
     step_work(3)  # the window closed: nothing more is counted
     assert sum(callback.counter.seen.values()) == counted == 6
+
+
+def test_a_failing_held_out_loss_keeps_the_measured_speed_in_the_record(tmp_path, tiny_model, monkeypatch):
+    """The held-out loss is measured after the timing, on the compiled layers as trained (CUDA graphs included): if
+    it fails, the record keeps the tokens/s already measured, with the loss's error beside a null loss."""
+    import train_throughput
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the held-out pass failed")
+
+    monkeypatch.setattr(train_throughput, "answer_loss", fails)
+    out = tmp_path / "records.json"
+    monkeypatch.setattr(sys, "argv", [
+        "train_throughput.py", "--model", str(tiny_model), "--configs", "gemsql", "--tokens", "1500", "--warmup", "2",
+        "--rows", "120", "--eval_rows", "8", "--set", "max_length=128", "per_device_train_batch_size=2",
+        "quantization=none", "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert train_throughput.main() == 0
+    [r] = json.loads(out.read_text())
+    assert r["config"] == "gemsql" and r["tokens_per_s"] > 0 and r["trained_tokens"] >= 1500
+    assert r["loss"] is None and r["loss_error"] == "RuntimeError: the held-out pass failed"
+    assert "error" not in r
