@@ -10,8 +10,9 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the seventeenth session left to measure (issue #4: CUDA graphs without
 # recompute, against the default and no recompute, each 270M config twice (one run each spread by half between the
-# sixteenth and seventeenth sessions), the tutorial in the same run; the 4B as shipped, without recompute and with
-# CUDA graphs; the built-in epoch with CUDA graphs, after the 4B's rows).
+# sixteenth and seventeenth sessions), the tutorial in the same run; the 4B as shipped, without recompute, with CUDA
+# graphs, and as shipped without LoRA dropout; its host syncs counted; the built-in epoch with CUDA graphs and without
+# LoRA dropout, after the 4B's rows).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -30,16 +31,16 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 NOTE=${NOTE:-"eighteenth GPU session: one process per config; CUDA graphs without recompute"}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
 CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute tutorial gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute gemsql_shipped_no_dropout"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-gemsql}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
-# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs without recompute; empty: none run); with one GPU
-# all of them after all the rows
+# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs without recompute; nodropout: LoRA dropout 0;
+# empty: none run); with one GPU all of them after all the rows
 BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"graphs"}  # the 4B's rows end first
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"graphs nodropout"}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
@@ -79,6 +80,7 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
       none) flags=(--gradient_checkpointing false) ;;
       mb32) flags=(--per_device_train_batch_size 32 --learning_rate 5.66e-4) ;;
       graphs) flags=(--gradient_checkpointing false --torch_compile_mode reduce-overhead) ;;
+      nodropout) flags=(--lora_dropout 0) ;;
       *) flags=(--gradient_checkpointing true --recompute "$r") ;;
     esac
     CUDA_VISIBLE_DEVICES=$gpu timeout 600 taskset -c "$cpus" python3 -m gemsql run configs/builtin-gpu.yaml \

@@ -5,7 +5,9 @@
 #      the 270M's step being bound by the CPU that launches it and the 4B's GPU a third idle (seventeenth session's
 #      profile); with recompute they stopped in the first steps (seventeenth session), now refused. Beside them the
 #      default (selective recompute) and no recompute, each 270M config twice, and the tutorial in the same run; the
-#      4B the same three; the built-in epoch with CUDA graphs (do they keep the accuracy?).
+#      4B the same three and as shipped without LoRA dropout (a quarter of its GPU time is fused element-wise
+#      kernels, dropout among them), its host syncs counted by caller (bench/host_syncs.py); the built-in epoch with
+#      CUDA graphs and without LoRA dropout (do they keep the accuracy?).
 #   2. issue #9 (bench/gpu_scaling.sh): the 270M's DDP pair with CUDA graphs, if they beat no recompute on one GPU;
 #      then the pair as shipped with two micro-batches a step, all three launches (the lease ended in the third in the
 #      seventeenth session).
