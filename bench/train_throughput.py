@@ -326,9 +326,11 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     n_lora = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
     test = read_jsonl(run_dir / "data" / "test.jsonl")[:eval_rows]
     try:
-        loss, loss_error = answer_loss(trainer.model, tokenizer, test), None
-    except Exception as e:  # measured after the timing (on the compiled layers, CUDA graphs included): a failure
-        # here must not lose the tokens/s and memory already measured
+        # the model's loss, not its compiled speed: the layers run eagerly (eval batches of many lengths would each
+        # compile a graph of their own, past the recompile limit, and CUDA graphs are made for training's fwd/bwd)
+        with torch.compiler.set_stance("force_eager"):
+            loss, loss_error = answer_loss(trainer.model, tokenizer, test), None
+    except Exception as e:  # measured after the timing: a failure here must not lose the tokens/s and memory
         traceback.print_exc()
         loss, loss_error = None, f"{type(e).__name__}: {e}"[:300]
     mean_context = t.max_length / 2  # causal attention over packed sequences of max_length
