@@ -286,6 +286,12 @@ def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int, min_ti
     return Clock()
 
 
+def failure(e: Exception, limit: int) -> str:
+    """What a record keeps of a failure (the first `limit` characters); the whole stack goes to the log."""
+    traceback.print_exception(e)
+    return f"{type(e).__name__}: {e}"[:limit]
+
+
 def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work: Path, tokens: int, warmup: int,
               eval_rows: int, base: dict, profile: Path | None = None, memory: Path | None = None,
               syncs: Path | None = None) -> dict:
@@ -331,8 +337,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         with torch.compiler.set_stance("force_eager"):
             loss, loss_error = answer_loss(trainer.model, tokenizer, test), None
     except Exception as e:  # measured after the timing: a failure here must not lose the tokens/s and memory
-        traceback.print_exc()
-        loss, loss_error = None, f"{type(e).__name__}: {e}"[:300]
+        loss, loss_error = None, failure(e, 300)
     mean_context = t.max_length / 2  # causal attention over packed sequences of max_length
     fpt = flops_per_token(trainer.model.get_base_model().config.get_text_config(), n_lora, mean_context)
     result = {
@@ -390,8 +395,7 @@ def main() -> int:
                           Path(args.memory) if args.memory and torch.cuda.is_available() else None,
                           Path(args.syncs) if args.syncs else None)
         except Exception as e:  # one lever failing (a kernel missing, out of memory) must not lose the others
-            traceback.print_exc()  # the whole stack to the log: the record keeps only the message's start
-            r = {"config": name, "error": f"{type(e).__name__}: {e}"[:500]}
+            r = {"config": name, "error": failure(e, 500)}
         r["model"] = args.model
         r["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         if args.note:
