@@ -70,3 +70,39 @@ def test_model_class_follows_the_architecture(tmp_path):
     Gemma3Config(text_config={"hidden_size": 64, "num_hidden_layers": 1}).save_pretrained(tmp_path / "multimodal")
     assert model_class(str(tmp_path / "text")) is AutoModelForCausalLM
     assert model_class(str(tmp_path / "multimodal")) is AutoModelForImageTextToText
+
+
+def test_gradient_copy_keeps_accumulation_right_when_the_backward_buffer_is_overwritten():
+    """Replayed as a CUDA graph, a backward hands out its gradient in the graphs' memory pool, autograd takes it as
+    the weight's .grad, and the next micro-batch's replay writes over it (pytorch/pytorch#169545; the 270M stopped on
+    the H200). Here a backward writes every gradient into one buffer and hands out an alias of it: without the copy
+    two micro-batches accumulate to twice the second's gradient, with it (copy_grads_out_of_graphs) to their sum."""
+    from gemsql.model import copy_grads_out_of_graphs
+
+    buffer = torch.empty(4)
+
+    class PoolBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            buffer.copy_((g * x).sum(0))
+            return None, buffer.view(buffer.shape)  # a tensor of its own over the shared memory
+
+    xs = [torch.randn(3, 4), torch.randn(3, 4)]
+
+    def accumulated(copy: bool) -> torch.Tensor:
+        module = torch.nn.Module()
+        module.w = torch.nn.Parameter(torch.zeros(4))
+        if copy:
+            assert copy_grads_out_of_graphs(module) == 1
+        for x in xs:
+            PoolBackward.apply(x, module.w).sum().backward()
+        return module.w.grad
+
+    assert torch.allclose(accumulated(copy=False), 2 * xs[1].sum(0))  # the hazard the copy removes
+    assert torch.allclose(accumulated(copy=True), xs[0].sum(0) + xs[1].sum(0))

@@ -210,7 +210,9 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
     """torch_compile compiles the decoder layers, not the whole model through the trainer, and the compiled layers
     train to the eager run's losses (QLoRA, on the CPU), with activation recompute too (each compiled layer's forward
     then runs again in the backward: by default, gradient_checkpointing unset, selectively). The run without recompute
-    asks for CUDA graphs (torch_compile_mode reduce-overhead), which the CPU runs as plain compiled code."""
+    asks for CUDA graphs (torch_compile_mode reduce-overhead), which the CPU runs as plain compiled code; as every run
+    accumulates two micro-batches a step, each trainable weight's first gradient of a step is then copied out of the
+    backward's output (on a GPU, the graphs' memory pool that the next replay writes over)."""
     import torch._dynamo
 
     from gemsql.data import prepare
@@ -222,11 +224,17 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
         mode = "reduce-overhead" if (compiled, recompute) == (True, False) else "default"
         cfg = tiny_config(tmp_path / f"run-{compiled}-{recompute}", tiny_model, quantization="4bit",
                           torch_compile=compiled, gradient_checkpointing=recompute, max_steps=3, logging_steps=1,
-                          report_to="none", pad_to_multiple_of=256, torch_compile_mode=mode)
+                          report_to="none", pad_to_multiple_of=256, torch_compile_mode=mode,
+                          gradient_accumulation_steps=2)
         prepare(cfg)
         torch._dynamo.reset()
         assert recompute_mode(cfg) == (None if recompute is False else "selective")
         trainer, tokenizer = setup(cfg)
+        w = next(p for p in trainer.model.parameters() if p.requires_grad)
+        incoming, landed = {}, []  # a step's first gradient's memory and the .grad it became
+        w.register_hook(lambda g: incoming.update(memory=g.data_ptr(), first=w.grad is None))
+        w.register_post_accumulate_grad_hook(
+            lambda p: landed.append(p.grad.data_ptr() != incoming["memory"]) if incoming["first"] else None)
         layers = trainer.model.get_base_model().model.layers
         assert all((layer._compiled_call_impl is not None) is compiled for layer in layers)
         assert trainer.args.torch_compile is False  # the trainer would compile the whole model again
@@ -234,6 +242,7 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
         # compiled layers recompute inside their compiled region, not in transformers' checkpointing around them
         assert trainer.model.get_base_model().is_activation_checkpointing is False
         losses[compiled, recompute] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        assert landed == [mode == "reduce-overhead"] * 3  # copied, once a step, only where graphs are asked for
         if compiled:
             assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
             assert (cleanup(cfg, trainer, tokenizer, result).trained_dir / "adapter_model.safetensors").is_file()

@@ -285,8 +285,11 @@ class TrainConfig:
                   "forward and backward replayed as CUDA graphs, one launch for all of its kernels, where the "
                   "270M's step on the H200 is bound by the CPU launching them (the GPU 16 percent busy); memory for "
                   "the graphs' buffers on top. Refused with recompute (gradient_checkpointing, on by default on "
-                  "a GPU): that pairing stopped on the H200 within the first steps. Not yet measured without "
-                  "recompute; the CPU ignores it."},
+                  "a GPU): that pairing stopped on the H200 within the first steps. Without recompute on the H200, "
+                  "16 x 512: the 270M at 1.3x and 1.9x the tokens/s as shipped in two runs, 7.4 GiB against 3.32; "
+                  "the 4B at 34.9 against 27.8 percent MFU, 48.7 GiB against 18.8 (docs/benchmarks.md). With "
+                  "gradient accumulation each gradient is copied out of the graphs' memory as it lands. The CPU "
+                  "ignores it."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

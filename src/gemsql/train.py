@@ -288,6 +288,10 @@ def setup(cfg: Config):
         n = compile_layers(trainer.model, recompute, cfg.train.torch_compile_mode)
         log.info("compiling %d layers (mode %s)%s", n, cfg.train.torch_compile_mode,
                  f", each recomputing its forward in the backward ({recompute})" if recompute else "")
+        if cfg.train.torch_compile_mode == "reduce-overhead" and cfg.train.gradient_accumulation_steps > 1:
+            from gemsql.model import copy_grads_out_of_graphs
+
+            copy_grads_out_of_graphs(trainer.model)  # else the next micro-batch's replay writes over the gradients
     elif recompute == "selective":
         log.warning("recompute: selective applies to compiled layers (torch_compile); these layers are not compiled, "
                     "so transformers' checkpointing recomputes every op")

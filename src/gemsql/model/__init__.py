@@ -167,6 +167,27 @@ def compile_layers(model, recompute: str | None = None, mode: str = "default") -
     return len(layers)
 
 
+def copy_grads_out_of_graphs(model) -> int:
+    """Make each trainable weight's gradient a tensor of its own as it lands, instead of the CUDA graphs' output
+    buffer; returns how many weights. For gradient accumulation with compiled layers replayed as CUDA graphs
+    (reduce-overhead).
+
+    Autograd takes a backward's gradient output as the weight's .grad where none is there yet; replayed as a CUDA
+    graph, that output lives in the graphs' memory pool, and the next micro-batch's replay writes over it before the
+    gradient is added to it. On the H200 (PyTorch 2.11) the 270M's one-GPU run accumulating two micro-batches a step
+    stopped in its first step with "accessing tensor output of CUDAGraphs that has been overwritten by a subsequent
+    run" (docs/benchmarks.md, eighteenth session); upstream this is pytorch/pytorch#169545. A copy a weight a
+    micro-batch costs little: the adapter's weights are a few percent of the model's."""
+    weights = [p for p in model.parameters() if p.requires_grad]
+    for w in weights:
+        w.register_post_accumulate_grad_hook(_own_grad)
+    return len(weights)
+
+
+def _own_grad(weight: torch.Tensor) -> None:
+    weight.grad = weight.grad.clone()
+
+
 def _recomputed(forward, mode: str = "full"):
     """`forward` under non-reentrant activation checkpointing, every op marked by a selective-checkpoint policy:
     "full" recomputes them all, so that what the layer keeps for the backward is little more than its inputs;
