@@ -98,8 +98,8 @@ def recompute_mode(cfg: Config) -> str | None:
     """What the decoder layers recompute in the backward: None (nothing; every activation kept), "full" or
     "selective" (TrainConfig.recompute). gradient_checkpointing as configured, or by default on where selective
     recompute applies: compiled layers (use_compile) over 4-bit matmuls. There, on the H200, it kept the 270M's
-    16 x 512 micro-batch at 3.32 GiB against 7.28, under the tutorial's 3.76, at 1.01x and 0.67x the tokens/s of
-    keeping everything (sixteenth and seventeenth sessions, one run each), and scored as well on the built-in epoch
+    16 x 512 micro-batch at 3.32 GiB against 7.28, under the tutorial's 3.76, at 0.67x to 1.26x the tokens/s of
+    keeping everything (sixteenth to eighteenth sessions, four run pairs), and scored as well on the built-in epoch
     (docs/benchmarks.md). Elsewhere recompute means every op again
     (transformers' checkpointing of uncompiled layers, or compiled layers without 4-bit matmuls to keep) at about
     0.7x the tokens/s, so it waits to be asked for. recompute by default: selective where it applies, else full."""
