@@ -8,11 +8,10 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the seventeenth session left to measure (issue #4: CUDA graphs without
-# recompute, against the default and no recompute, each 270M config twice (one run each spread by half between the
-# sixteenth and seventeenth sessions), the tutorial in the same run; the 4B as shipped, without recompute, with CUDA
-# graphs, and as shipped without LoRA dropout; its host syncs counted; the built-in epoch with CUDA graphs and without
-# LoRA dropout, after the 4B's rows).
+# What each model runs. Defaults: what the eighteenth session left to measure (issue #4: CUDA graphs with gradient
+# accumulation checked on the 270M (bench/cudagraphs_check.py: gemsql now copies the gradients out of the graphs'
+# memory); the built-in epoch as shipped and with CUDA graphs again, side by side; the 4B with CUDA graphs again, at
+# 32 x 512 with them, and as shipped, in one run).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -27,20 +26,24 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # tutorial" CONFIGS_4B="gemsql_recompute_selective gemsql" MEMORY_270M=gemsql_recompute_selective
 # BUILTIN_270M_GPU=selective BUILTIN_4B_GPU="none full"; the seventeenth's (fbd3189) CONFIGS_270M="gemsql
 # gemsql_cudagraphs gemsql_32x512 tutorial_mb32x1 gemsql_no_recompute tutorial_mb16x1" CONFIGS_4B="gemsql_32x512
-# gemsql_32x512_cudagraphs" TOKENS_4B=240000 PROFILE_4B=gemsql BUILTIN_4B_GPU="default mb32".
-NOTE=${NOTE:-"eighteenth GPU session: one process per config; CUDA graphs without recompute"}
+# gemsql_32x512_cudagraphs" TOKENS_4B=240000 PROFILE_4B=gemsql BUILTIN_4B_GPU="default mb32"; the eighteenth's
+# (0a067c3) CONFIGS_270M="gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute tutorial gemsql
+# gemsql_no_recompute_cudagraphs gemsql_no_recompute" CONFIGS_4B="gemsql gemsql_no_recompute_cudagraphs
+# gemsql_no_recompute gemsql_shipped_no_dropout" SYNCS_4B=gemsql BUILTIN_4B_GPU="graphs nodropout".
+NOTE=${NOTE:-"nineteenth GPU session: one process per config; CUDA graphs again, and at 32 x 512"}
+CHECK_270M=${CHECK_270M-1}  # bench/cudagraphs_check.py on the 270M's GPU before its rows (empty: not run)
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute tutorial gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute gemsql_shipped_no_dropout"}
+CONFIGS_270M=${CONFIGS_270M-}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql_no_recompute_cudagraphs gemsql_32x512_no_recompute_cudagraphs gemsql"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
-SYNCS_4B=${SYNCS_4B-gemsql}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
+SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs without recompute; nodropout: LoRA dropout 0;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
-BUILTIN_4B_GPU=${BUILTIN_4B_GPU-"graphs nodropout"}  # the 4B's rows end first
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"graphs default"}
+BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
 
@@ -57,6 +60,11 @@ tt() {  # GPU CPUS NAME MODEL TOKENS WARMUP CONFIG [more bench flags]: one confi
 
 rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10 untimed steps (compiles included)
   local c
+  [ -z "$CHECK_270M" ] || {
+    CUDA_VISIBLE_DEVICES=$1 timeout 420 taskset -c "$2" python3 bench/cudagraphs_check.py --model gemma-3-270m \
+      --work "$WORK/cudagraphs_check" --note "$NOTE" --out "$RECORDS/cudagraphs_check.json" > "$WORK/cg.log" 2>&1
+    step "cudagraphs check: exit $? $(grep -a '^{' "$WORK/cg.log" | cut -c150-400 | tr '\n' ' ')"
+  }
   for c in $CONFIGS_270M; do
     tt "$1" "$2" 270m gemma-3-270m 200000 10 $c
   done

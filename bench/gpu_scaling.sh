@@ -132,6 +132,15 @@ ddp_270m16_cudagraphs_repeats() {
     --cpu_binding --set torch_compile_mode=reduce-overhead gradient_checkpointing=false \
     --note "equal CPU threads, cores bound, micro-batch 16, layers compiled as CUDA graphs, no recompute, 800k tokens, median of 3"
 }
+# eighteenth session: the one-GPU launches (two micro-batches a step) stopped in their first step, the first
+# micro-batch's gradients overwritten by the second's replay (pytorch/pytorch#169545); gemsql copies them out since.
+# And with two micro-batches a step on two GPUs (four on one): the copy under DDP's no_sync
+ddp_270m16_cudagraphs_accum2() {
+  step "DDP, Gemma 3 270M, 16 x 512 per GPU, CUDA graphs without recompute, 2 micro-batches a step on 2 GPUs (4 on 1), 800k tokens, median of 3"
+  scale sc270g16a2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --repeats 3 --micro_batch 16 \
+    --accumulation 2 --cpu_binding --set torch_compile_mode=reduce-overhead gradient_checkpointing=false \
+    --note "equal CPU threads, cores bound, micro-batch 16, accumulation 2, layers compiled as CUDA graphs, no recompute, 800k tokens, median of 3"
+}
 # FSDP2 with the shipped default (selective recompute inside the compiled layers: not run under FSDP2 on a GPU before)
 fsdp2_12b16_default() {
   step "FSDP2-QLoRA, random-init 12B, 16 x 512 per GPU, as shipped (compiled, selective recompute), 200000 tokens"
