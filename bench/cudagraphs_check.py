@@ -36,12 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from recompute_check import fresh_trainer  # noqa: E402
 from results_file import record  # noqa: E402
 
-from gemsql.config import load_config  # noqa: E402
-from gemsql.data import prepare  # noqa: E402
 from gemsql.model import copy_grads_out_of_graphs  # noqa: E402
-from gemsql.train import setup  # noqa: E402
 
 
 def upstream_case(with_copy: bool, steps: int = 3, micro_batches: int = 2) -> dict:
@@ -80,12 +78,7 @@ def accumulated_grads(work: Path, name: str, base: dict, rounds: int = 3, **over
     each of `rounds` rounds on unchanged weights (CUDA graph trees warm up on the first call, record on the second,
     replay from the third): {"grads": the last round's, flattened, float64; "round_difference": the largest relative
     difference between rounds (nondeterminism)}, or {"error": ...}."""
-    import torch._dynamo
-
-    cfg = load_config(None, **base, output_dir=str(work / name), **overrides)
-    prepare(cfg)
-    torch._dynamo.reset()
-    trainer, _ = setup(cfg)
+    trainer, _ = fresh_trainer(work, name, base, **overrides)
     model = trainer.model
     model.train()
     batches = [b for _, b in zip(range(2), trainer.get_train_dataloader())]  # on the device (accelerate's loader)
@@ -106,15 +99,10 @@ def accumulated_grads(work: Path, name: str, base: dict, rounds: int = 3, **over
 def graphs_with_recompute(work: Path, name: str, base: dict, steps: int, **overrides) -> dict:
     """Train `steps` steps with each layer compiled as CUDA graphs that recompute selectively: {"losses"} or
     {"error"}. setup refuses the pairing, so it sets the model up uncompiled and compiles the layers itself."""
-    import torch._dynamo
-
     from gemsql.model import compile_layers
 
-    cfg = load_config(None, **{**base, "torch_compile": False, "use_liger_kernel": False, "max_steps": steps,
-                               "logging_steps": 1, "save_strategy": "no", "output_dir": str(work / name), **overrides})
-    prepare(cfg)
-    torch._dynamo.reset()
-    trainer, _ = setup(cfg)
+    trainer, _ = fresh_trainer(work, name, {**base, "torch_compile": False, "use_liger_kernel": False,
+                                            "max_steps": steps, "logging_steps": 1, "save_strategy": "no", **overrides})
     compile_layers(trainer.model, "selective", "reduce-overhead")
     try:
         trainer.train()

@@ -57,7 +57,8 @@ def directional_check(trainer, batch: dict, eps: float = 1e-3, seed: int = 7) ->
     return (values[0] - values[1]) / (2 * eps), float(norm)
 
 
-def _trainer(work: Path, name: str, base: dict, **overrides):
+def fresh_trainer(work: Path, name: str, base: dict, **overrides):
+    """A trainer set up from `base` and `overrides` in work/name, its data prepared, and its first micro-batch."""
     import torch._dynamo
 
     cfg = load_config(None, **base, output_dir=str(work / name), **overrides)
@@ -98,7 +99,7 @@ def main() -> int:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     common = {"model": args.model, "device": device, "torch": torch.__version__, "note": args.note}
 
-    trainer, batch = _trainer(work, "dropout", base, gradient_checkpointing=True, dtype="float32",
+    trainer, batch = fresh_trainer(work, "dropout", base, gradient_checkpointing=True, dtype="float32",
                               quantization="none", lora_dropout=0.5)
     slope, norm = directional_check(trainer, batch)
     r = {**common, "check": "dropout 0.5, float32: finite-difference slope / gradient norm",
@@ -109,7 +110,7 @@ def main() -> int:
 
     grads = {}
     for recompute in (False, True):
-        trainer, batch = _trainer(work, f"numerics-{recompute}", base, gradient_checkpointing=recompute,
+        trainer, batch = fresh_trainer(work, f"numerics-{recompute}", base, gradient_checkpointing=recompute,
                                   lora_dropout=0.0)
         grads[recompute] = gradient(trainer, batch)
         del trainer
