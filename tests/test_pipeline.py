@@ -209,10 +209,11 @@ def test_recompute_is_on_while_training_when_configured(tmp_path, tiny_model):
 def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path, tiny_model):
     """torch_compile compiles the decoder layers, not the whole model through the trainer, and the compiled layers
     train to the eager run's losses (QLoRA, on the CPU), with activation recompute too (each compiled layer's forward
-    then runs again in the backward: by default, gradient_checkpointing unset, selectively). The run without recompute
-    asks for CUDA graphs (torch_compile_mode reduce-overhead), which the CPU runs as plain compiled code; as every run
-    accumulates two micro-batches a step, each trainable weight's first gradient of a step is then copied out of the
-    backward's output (on a GPU, the graphs' memory pool that the next replay writes over)."""
+    then runs again in the backward: by default, gradient_checkpointing unset, selectively). The run with recompute
+    asks for CUDA graphs (torch_compile_mode reduce-overhead, once refused with recompute), which the CPU runs as plain
+    compiled code; as every run accumulates two micro-batches a step, each trainable weight's first gradient of a step
+    is then copied out of the backward's output (on a GPU, the graphs' memory pool that the next replay writes over),
+    and only then."""
     import torch._dynamo
 
     from gemsql.data import prepare
@@ -221,7 +222,7 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
     losses = {}
     for compiled, recompute in ((False, False), (True, False), (True, None)):
         # every row padded to max_length: one shape, so one compile (a second shape would recompile, dynamic)
-        mode = "reduce-overhead" if (compiled, recompute) == (True, False) else "default"
+        mode = "reduce-overhead" if (compiled, recompute) == (True, None) else "default"
         cfg = tiny_config(tmp_path / f"run-{compiled}-{recompute}", tiny_model, quantization="4bit",
                           torch_compile=compiled, gradient_checkpointing=recompute, max_steps=3, logging_steps=1,
                           report_to="none", pad_to_multiple_of=256, torch_compile_mode=mode,
@@ -253,8 +254,8 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
 
 def test_selective_recompute_needs_4bit_and_says_where_it_does_not_apply(tmp_path, tiny_model, caplog):
     """recompute selective keeps every other 4-bit matmul's output: with quantization none it is refused before
-    anything loads, with the field named, as are CUDA graphs with recompute; with layers not compiled (transformers'
-    checkpointing recomputes every op) the log says so."""
+    anything loads, with the field named; with layers not compiled (transformers' checkpointing recomputes every op)
+    the log says so."""
     from gemsql.data import prepare
     from gemsql.errors import GemsqlError
     from gemsql.train import setup
@@ -264,14 +265,6 @@ def test_selective_recompute_needs_4bit_and_says_where_it_does_not_apply(tmp_pat
     with pytest.raises(GemsqlError, match="no 4-bit matmuls") as e:
         setup(cfg)
     assert e.value.field == "recompute"
-    # CUDA graphs with recompute stopped on the H200: refused before anything loads, with the way out named
-    for recompute in ("full", "selective"):
-        cfg = tiny_config(tmp_path / "graphs", tiny_model, gradient_checkpointing=True, recompute=recompute,
-                          quantization="4bit", torch_compile=True, torch_compile_mode="reduce-overhead")
-        with pytest.raises(GemsqlError, match=f"with recompute \\({recompute}, as configured\\).*"
-                                              "gradient_checkpointing: false") as e:
-            setup(cfg)
-        assert e.value.field == "torch_compile_mode"
     cfg = tiny_config(tmp_path / "eager", tiny_model, gradient_checkpointing=True, recompute="selective",
                       quantization="4bit", torch_compile=False)
     prepare(cfg)
@@ -660,6 +653,29 @@ def test_layers_are_compiled_by_default_only_where_measured(monkeypatch, tiny_mo
                 m.setenv(k, v)
             assert use_compile(default) is compiled, env
             _check_engine(default)
+
+
+def test_cuda_graphs_by_default_only_for_compiled_layers_in_one_process_on_a_gpu(monkeypatch, tiny_model):
+    """torch_compile_mode's default: reduce-overhead (CUDA graphs) where the layers are compiled on a CUDA GPU and the
+    run is one process, torch.compile's default elsewhere: on the CPU, for layers left eager, under a launcher (DDP,
+    FSDP2: not measured there with recompute or accumulation); a set mode always wins."""
+    import torch
+
+    from gemsql.config import load_config
+    from gemsql.train import compile_mode
+
+    default = load_config(None, model_name_or_path=str(tiny_model))
+    assert compile_mode(default) == "default"  # this CPU
+    assert compile_mode(load_config(None, torch_compile_mode="reduce-overhead")) == "reduce-overhead"
+    _pretend_triton(monkeypatch, installed=True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    assert compile_mode(default) == "reduce-overhead"
+    assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), torch_compile_mode="default")) == "default"
+    assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), torch_compile=False)) == "default"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert compile_mode(default) == "default"
+    assert compile_mode(load_config(None, torch_compile_mode="reduce-overhead")) == "reduce-overhead"
 
 
 def test_compiled_layers_are_refused_under_fsdp1_and_deepspeed(monkeypatch):

@@ -279,17 +279,18 @@ class TrainConfig:
                   "image-text checkpoints (not measured compiled) and under FSDP1 or DeepSpeed, where true is "
                   "refused. Liger's layer kernels are then off unless use_liger_kernel is true."},
     )
-    torch_compile_mode: Literal["default", "reduce-overhead"] = field(
-        default="default",
+    torch_compile_mode: Literal["default", "reduce-overhead"] | None = field(
+        default=None,
         metadata={"help": "How compiled layers run (torch.compile's mode). reduce-overhead: each compiled layer's "
                   "forward and backward replayed as CUDA graphs, one launch for all of its kernels, where the "
-                  "270M's step on the H200 is bound by the CPU launching them (the GPU 16 percent busy); memory for "
-                  "the graphs' buffers on top. Refused with recompute (gradient_checkpointing, on by default on "
-                  "a GPU): that pairing stopped on the H200 within the first steps. Without recompute on the H200, "
-                  "16 x 512: the 270M at 1.3x and 1.9x the tokens/s as shipped in two runs, 7.4 GiB against 3.32; "
-                  "the 4B at 34.9 against 27.8 percent MFU, 48.7 GiB against 18.8 (docs/benchmarks.md). With "
-                  "gradient accumulation each gradient is copied out of the graphs' memory as it lands. The CPU "
-                  "ignores it."},
+                  "270M's step on the H200 is bound by the CPU launching them; memory for the graphs' buffers on "
+                  "top. Default: reduce-overhead for compiled layers on a CUDA GPU in one process, default (fused "
+                  "kernels, launched one by one) elsewhere, under DDP and FSDP2 too (not measured there with "
+                  "recompute or accumulation). On the H200 at 16 x 512 with selective recompute: the 270M at 2.08x "
+                  "the tokens/s, 3.51 GiB against 3.32; the 4B at 1.06x; the built-in epoch 95.2 against 94.9 "
+                  "percent (one run pair each). With gradient_checkpointing false as well, the 4B's fastest setting "
+                  "measured: 32.2 and 34.9 percent MFU at 48.7 GiB (docs/benchmarks.md). With gradient "
+                  "accumulation each gradient is copied out of the graphs' memory as it lands. The CPU ignores it."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

@@ -113,6 +113,23 @@ def recompute_mode(cfg: Config) -> str | None:
     return "selective" if selective_applies else "full"
 
 
+def compile_mode(cfg: Config) -> str:
+    """How the compiled layers run (TrainConfig.torch_compile_mode): as configured, or by default as CUDA graphs
+    ("reduce-overhead") where they have been measured, compiled layers (use_compile) in one process on a CUDA GPU, and
+    torch.compile's "default" elsewhere. On the H200, one run pair at 16 x 512 with selective recompute: the 270M at
+    2.08x the tokens/s (76,341 against 36,717; 3.51 GiB against 3.32, under the tutorial's 3.76), the 4B at 1.06x, and
+    the built-in epoch scored 95.2 against 94.9 percent in 1.99 against 2.88 minutes (nineteenth session,
+    docs/benchmarks.md). Under a launcher they wait to be asked: with DDP they have run only without recompute and
+    without accumulation across two GPUs, with FSDP2 not at all."""
+    if cfg.train.torch_compile_mode is not None:
+        return cfg.train.torch_compile_mode
+    import torch
+
+    from gemsql.distributed import world_size
+
+    return "reduce-overhead" if use_compile(cfg) and torch.cuda.is_available() and world_size() == 1 else "default"
+
+
 def use_liger(cfg: Config) -> bool:
     """The configured choice, or by default: on where its Triton kernels run (a CUDA GPU, liger-kernel installed),
     unless the layers are compiled (torch.compile fuses their norms and activations itself)."""
@@ -230,15 +247,6 @@ def setup(cfg: Config):
     if recompute == "selective" and cfg.model.quantization != "4bit":
         raise GemsqlError("selective keeps every other 4-bit matmul's output, and with quantization none there are "
                           "no 4-bit matmuls: use recompute full", field="recompute")
-    if recompute and cfg.train.torch_compile_mode == "reduce-overhead" and use_compile(cfg):
-        # On the H200 (PyTorch 2.11) CUDA graphs of layers that recompute inside their compiled region stopped within
-        # the first steps, for the 270M and the 4B alike (docs/benchmarks.md, seventeenth session); upstream,
-        # pytorch/pytorch#154306 fails on the related pairing of CUDA graphs inside a checkpoint
-        raise GemsqlError(f"CUDA graphs (reduce-overhead) with recompute ({recompute}, "
-                          f"{'as configured' if cfg.train.gradient_checkpointing else 'the default here'}) stopped "
-                          "training on the H200 ('accessing tensor output of CUDAGraphs that has been overwritten by "
-                          "a subsequent run'): set gradient_checkpointing: false to use CUDA graphs (more memory), or "
-                          "torch_compile_mode: default", field="torch_compile_mode")
     prepared = load_prepared(cfg)
     rows = [{"messages": r["messages"]} for r in read_jsonl(prepared.train)]
     if not rows:
@@ -285,10 +293,11 @@ def setup(cfg: Config):
         # the CPU)
         from gemsql.model import compile_layers
 
-        n = compile_layers(trainer.model, recompute, cfg.train.torch_compile_mode)
-        log.info("compiling %d layers (mode %s)%s", n, cfg.train.torch_compile_mode,
+        mode = compile_mode(cfg)
+        n = compile_layers(trainer.model, recompute, mode)
+        log.info("compiling %d layers (mode %s)%s", n, mode,
                  f", each recomputing its forward in the backward ({recompute})" if recompute else "")
-        if cfg.train.torch_compile_mode == "reduce-overhead" and cfg.train.gradient_accumulation_steps > 1:
+        if mode == "reduce-overhead" and cfg.train.gradient_accumulation_steps > 1:
             from gemsql.model import copy_grads_out_of_graphs
 
             copy_grads_out_of_graphs(trainer.model)  # else the next micro-batch's replay writes over the gradients
