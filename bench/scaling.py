@@ -130,7 +130,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
 
     from gemsql.config import load_config
     from gemsql.model import attention_kernels
-    from gemsql.train import cudnn_in_training, recompute_mode, setup
+    from gemsql.train import compile_mode, cudnn_in_training, recompute_mode, setup, use_compile
 
     cfg = load_config(config)
     trainer, _ = setup(cfg)
@@ -164,6 +164,7 @@ def worker(config: Path, tokens: int, warmup: int, result: Path, profile: Path |
         "loss": round(float(every[:, 1].mean()), 4), "trained_tokens": int(n1), "steps": len(marks),
         "processes": trainer.accelerator.num_processes, **({"ddp": ddp} if ddp else {}),
         "recompute": recompute_mode(cfg),  # as resolved where it ran (the default depends on the device)
+        "torch_compile_mode": compile_mode(cfg) if use_compile(cfg) else None,  # likewise
         **({"cpus_per_process": [int(n) for n in every[:, 2]]} if cpus is not None else {}),
     }))
 
@@ -267,6 +268,9 @@ def main() -> int:
     if a.strategy == "zero3":  # ZeRO-3 cannot train the turn-token rows (see the README)
         base["stop_token_training"] = "none"
     base.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)})
+    # One mode for every launch: by default one process alone replays its compiled layers as CUDA graphs and a launch
+    # of several does not, so the pair would compare two modes (--set torch_compile_mode=reduce-overhead for graphs)
+    base.setdefault("torch_compile_mode", "default")
     prepare(load_config(None, **base, model_name_or_path=path, output_dir=str(work / "data")))
     env = {**os.environ, **NO_MULTICAST, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "bench"), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
