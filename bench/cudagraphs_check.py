@@ -10,10 +10,11 @@ gradient out as it lands (gemsql.model.copy_grads_out_of_graphs). Two checks:
 2. gemsql: the model's adapter gradients accumulated over two micro-batches, three rounds on unchanged weights, with
    reduce-overhead (the copy on, and off) and with torch_compile_mode default (no dropout, no recompute, all
    compiled): the error, or the relative difference from default's gradients and between rounds of one run.
-3. what gemsql refuses: CUDA graphs with selective recompute (both models stopped in their first steps on the H200,
-   seventeenth session, one micro-batch a step), trained `--steps` steps with LoRA dropout 0.05 and 0: the error or
-   the losses. Does the recompute's dropout (its random state handed from the forward graph to the backward) make
-   the difference? The layers are compiled here, past setup's refusal, with gemsql.model.compile_layers.
+3. CUDA graphs with selective recompute (both models' bench runs stopped on the H200 in the seventeenth session, one
+   micro-batch a step; setup refused the pairing until the nineteenth, when this check and the bench trained with
+   it), trained `--steps` steps with LoRA dropout 0.05 and 0: the error or the losses. Does the recompute's dropout
+   (its random state handed from the forward graph to the backward) make a difference? The layers are compiled here
+   with gemsql.model.compile_layers, as setup does.
 
     python bench/cudagraphs_check.py --model gemma-3-270m --out docs/benchmarks/cudagraphs_check.json --note "..."
 
@@ -98,7 +99,8 @@ def accumulated_grads(work: Path, name: str, base: dict, rounds: int = 3, **over
 
 def graphs_with_recompute(work: Path, name: str, base: dict, steps: int, **overrides) -> dict:
     """Train `steps` steps with each layer compiled as CUDA graphs that recompute selectively: {"losses"} or
-    {"error"}. setup refuses the pairing, so it sets the model up uncompiled and compiles the layers itself."""
+    {"error"}. The model is set up uncompiled and its layers compiled here, as the check was written while setup
+    refused the pairing."""
     from gemsql.model import compile_layers
 
     trainer, _ = fresh_trainer(work, name, {**base, "torch_compile": False, "use_liger_kernel": False,
@@ -132,7 +134,7 @@ def main() -> int:
         record(Path(args.out), r, key=("model", "check", "device", "note"))
 
     work = Path(args.work or tempfile.mkdtemp(prefix="gemsql-cudagraphs-"))
-    # no dropout (the compiled graphs draw their own masks) and no recompute (refused with CUDA graphs)
+    # no dropout (the compiled graphs draw their own masks) and no recompute (refused with CUDA graphs when written)
     base = dict(model_name_or_path=resolve_model(args.model), dataset="builtin", num_rows=256, test_size=16,
                 report_to="none", torch_compile=True, gradient_checkpointing=False, lora_dropout=0.0,
                 per_device_train_batch_size=args.micro_batch, stop_token_training="none")

@@ -35,7 +35,7 @@ from gemsql.data import prepare
 from gemsql.files import read_jsonl
 from gemsql.model import attention_kernels
 from gemsql.data.prompt import user_message
-from gemsql.train import cudnn_in_training, recompute_mode, setup
+from gemsql.train import compile_mode, cudnn_in_training, recompute_mode, setup, use_compile
 import memory_peak
 from results_file import record
 
@@ -104,17 +104,23 @@ CONFIGS = {
     # the tutorial's recipe at the default's tokens per micro-batch (16 x 512): the peak-memory comparison
     "tutorial_mb16x1": {**TUTORIAL, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
     "tutorial_mb32x1": {**TUTORIAL, "per_device_train_batch_size": 32, "gradient_accumulation_steps": 1},  # and 32 x 512
-    "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers recomputing selectively on a GPU
+    "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers recomputing selectively, as CUDA graphs on a GPU
+    # the shipped default until the nineteenth session: the compiled layers' kernels launched one by one
+    # (torch.compile's default mode) instead of replayed as CUDA graphs
+    "gemsql_no_graphs": dict(torch_compile_mode="default"),
     # each compiled layer replayed as CUDA graphs (torch_compile_mode reduce-overhead): fewer launches for a step bound
-    # by the CPU that launches its kernels. Without recompute: with it (the seventeenth session's gemsql_cudagraphs and
-    # gemsql_32x512_cudagraphs, the default with CUDA graphs) both models stopped within the first steps, and setup
-    # now refuses the pairing
+    # by the CPU that launches its kernels. Named since the seventeenth session, when they stopped within the first
+    # steps for both models (the gradient overwrite of accumulation, copied around since the eighteenth); the default
+    # since the nineteenth, when they trained (so these two and "gemsql", "gemsql_32x512" now ask for the same)
+    "gemsql_cudagraphs": dict(torch_compile_mode="reduce-overhead"),
+    "gemsql_32x512_cudagraphs": dict(per_device_train_batch_size=32, torch_compile_mode="reduce-overhead"),
     "gemsql_no_recompute_cudagraphs": dict(gradient_checkpointing=False, torch_compile_mode="reduce-overhead"),
     # and at 32 x 512: the 4B's MFU with CUDA graphs and twice the tokens per kernel (34.9 percent at 16 x 512,
     # eighteenth session; 38.2 at 32 x 512 without recompute or graphs, twelfth)
     "gemsql_32x512_no_recompute_cudagraphs": dict(per_device_train_batch_size=32, gradient_checkpointing=False,
                                                   torch_compile_mode="reduce-overhead"),
-    # the shipped default until the sixteenth session: the same without recompute (every activation kept)
+    # the shipped default until the sixteenth session: the same without recompute (every activation kept; since the
+    # nineteenth, CUDA graphs on a GPU as in "gemsql_no_recompute_cudagraphs")
     "gemsql_no_recompute": dict(gradient_checkpointing=False),
     "gemsql_eager": dict(torch_compile=False),
     # the default with every op recomputed: the tutorial's recipe at 16 x 512 peaked at 3.76 GiB, the default without
@@ -133,6 +139,9 @@ CONFIGS = {
     "gemsql_recompute_no_turn_tokens": dict(gradient_checkpointing=True, recompute="full",
                                             stop_token_training="none"),
     "gemsql_no_turn_tokens": dict(stop_token_training="none", gradient_checkpointing=False),
+    # and as shipped without them: PEFT's layer also moves its index list to the GPU on each read of the weight (4 of
+    # the 4B's 21.3 host syncs a step, eighteenth session), which CUDA graphs of the layers alone do not remove
+    "gemsql_shipped_no_turn_tokens": dict(stop_token_training="none"),
     # the default at the tutorial's own tokens per micro-batch (1 x 512, 4 a step): the memory target's other reading,
     # against the tutorial as written (3.94 GiB, thirteenth session)
     "gemsql_1x512": dict(per_device_train_batch_size=1, gradient_accumulation_steps=4, gradient_checkpointing=False),
@@ -351,6 +360,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         "settings": overrides,
         # what the layers recomputed, as resolved where this ran (the default depends on the device)
         "recompute": recompute_mode(cfg),
+        "torch_compile_mode": compile_mode(cfg) if use_compile(cfg) else None,  # likewise (CUDA graphs or not)
         **({"loss_error": loss_error} if loss_error else {}),
     }
     del trainer
