@@ -8,10 +8,10 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the eighteenth session left to measure (issue #4: CUDA graphs with gradient
-# accumulation checked on the 270M (bench/cudagraphs_check.py: gemsql now copies the gradients out of the graphs'
-# memory); the built-in epoch as shipped and with CUDA graphs again, side by side; the 4B with CUDA graphs again, at
-# 32 x 512 with them, and as shipped, in one run).
+# What each model runs. Defaults: what the nineteenth session left to measure (issue #4, CUDA graphs with selective
+# recompute now the default: the recompute's dropout checked under them on the 270M (bench/recompute_check.py); the
+# 270M's new default and the old one twice each, the tutorial in the same run; the 4B's likewise, and without the turn
+# tokens' trainable rows; the built-in epoch as shipped again).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -29,20 +29,24 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # gemsql_32x512_cudagraphs" TOKENS_4B=240000 PROFILE_4B=gemsql BUILTIN_4B_GPU="default mb32"; the eighteenth's
 # (0a067c3) CONFIGS_270M="gemsql gemsql_no_recompute_cudagraphs gemsql_no_recompute tutorial gemsql
 # gemsql_no_recompute_cudagraphs gemsql_no_recompute" CONFIGS_4B="gemsql gemsql_no_recompute_cudagraphs
-# gemsql_no_recompute gemsql_shipped_no_dropout" SYNCS_4B=gemsql BUILTIN_4B_GPU="graphs nodropout".
-NOTE=${NOTE:-"nineteenth GPU session: one process per config; CUDA graphs again, and at 32 x 512"}
-CHECK_270M=${CHECK_270M-1}  # bench/cudagraphs_check.py on the 270M's GPU before its rows (empty: not run)
+# gemsql_no_recompute gemsql_shipped_no_dropout" SYNCS_4B=gemsql BUILTIN_4B_GPU="graphs nodropout"; the nineteenth's
+# (04ea8a2) CHECKS_270M=cudagraphs_check CONFIGS_4B="gemsql_no_recompute_cudagraphs
+# gemsql_32x512_no_recompute_cudagraphs gemsql" BUILTIN_270M_GPU="graphs default".
+NOTE=${NOTE:-"twentieth GPU session: one process per config; CUDA graphs with selective recompute the default"}
+# checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
+CHECKS_270M=${CHECKS_270M-recompute_check}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql_no_recompute_cudagraphs gemsql_32x512_no_recompute_cudagraphs gemsql"}
+CONFIGS_270M=${CONFIGS_270M-"gemsql gemsql_no_graphs tutorial gemsql gemsql_no_graphs"}
+CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_graphs gemsql_shipped_no_turn_tokens"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
-# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs without recompute; nodropout: LoRA dropout 0;
+# mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs (the default since the nineteenth session)
+# without recompute; nographs: torch_compile_mode default, the default until then; nodropout: LoRA dropout 0;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"graphs default"}
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-default}
 BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
@@ -60,11 +64,11 @@ tt() {  # GPU CPUS NAME MODEL TOKENS WARMUP CONFIG [more bench flags]: one confi
 
 rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10 untimed steps (compiles included)
   local c
-  [ -z "$CHECK_270M" ] || {
-    CUDA_VISIBLE_DEVICES=$1 timeout 420 taskset -c "$2" python3 bench/cudagraphs_check.py --model gemma-3-270m \
-      --work "$WORK/cudagraphs_check" --note "$NOTE" --out "$RECORDS/cudagraphs_check.json" > "$WORK/cg.log" 2>&1
-    step "cudagraphs check: exit $? $(grep -a '^{' "$WORK/cg.log" | cut -c150-400 | tr '\n' ' ')"
-  }
+  for c in $CHECKS_270M; do
+    CUDA_VISIBLE_DEVICES=$1 timeout 420 taskset -c "$2" python3 "bench/$c.py" --model gemma-3-270m \
+      --work "$WORK/$c" --note "$NOTE" --out "$RECORDS/$c.json" > "$WORK/$c.log" 2>&1
+    step "$c: exit $? $(grep -a '^{' "$WORK/$c.log" | cut -c150-400 | tr '\n' ' ')"
+  done
   for c in $CONFIGS_270M; do
     tt "$1" "$2" 270m gemma-3-270m 200000 10 $c
   done
@@ -80,7 +84,8 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
 builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one epoch, with each recompute in turn
   # (default: as shipped; none, full, selective: as named). Without recompute: 98.2 % (twelfth session), 99.1 %
   # (fifteenth), 97.0 % (sixteenth); full 97.1 %, 95.9 %, 96.8 % (fourteenth to sixteenth); selective 96.9 % (sixteenth),
-  # 98.3 % (seventeenth, as shipped); 32 x 512 at lr 5.66e-4 93.8 % (seventeenth)
+  # 98.3 % (seventeenth, as shipped); 32 x 512 at lr 5.66e-4 93.8 % (seventeenth); nineteenth: CUDA graphs with
+  # selective recompute (the default since) 95.2 %, without them 94.9 %
   local gpu=$1 cpus=$2 r flags; shift 2
   for r in "$@"; do
     case $r in
@@ -88,6 +93,7 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
       none) flags=(--gradient_checkpointing false) ;;
       mb32) flags=(--per_device_train_batch_size 32 --learning_rate 5.66e-4) ;;
       graphs) flags=(--gradient_checkpointing false --torch_compile_mode reduce-overhead) ;;
+      nographs) flags=(--torch_compile_mode default) ;;
       nodropout) flags=(--lora_dropout 0) ;;
       *) flags=(--gradient_checkpointing true --recompute "$r") ;;
     esac

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# On nvidia-h200-x2, what the eighteenth session left to measure, most valuable first (records are written config by
+# On nvidia-h200-x2, what the nineteenth session left to measure, most valuable first (records are written config by
 # config, so a lease that ends early keeps what finished):
-#   1. issue #4 (bench/gpu_compile.sh's defaults): on GPU 0, CUDA graphs with gradient accumulation
-#      (bench/cudagraphs_check.py: the accumulated gradients with gemsql's copy, without it and in the default mode),
-#      then the built-in epoch with CUDA graphs and as shipped side by side; on GPU 1, the 4B with CUDA graphs again
-#      (34.9 % MFU in the eighteenth session), at 32 x 512 with them, and as shipped.
-#   2. issue #9 (bench/gpu_scaling.sh): the 270M's DDP pair with CUDA graphs (the eighteenth session's one-GPU launches
-#      stopped on the gradient overwrite that gemsql now copies around; two GPUs ran at 202,385 tokens/s), then with
-#      two micro-batches a step on two GPUs (the copy under DDP's no_sync).
-# About 19 minutes after staging. The eighteenth session's plan is in git at 0a067c3. Poll back to back: a machine
+#   1. issue #4 (bench/gpu_compile.sh's defaults), CUDA graphs with selective recompute the default since the
+#      nineteenth session: on GPU 0, bench/recompute_check.py on the 270M (the recompute's dropout masks under the
+#      graphs), then the 270M's new default and old one (gemsql_no_graphs) twice each with the tutorial in the same
+#      run, then the built-in epoch as shipped; on GPU 1, the 4B's new default, old one, and without the turn tokens.
+#   2. issue #9 (bench/gpu_scaling.sh): the 270M's DDP pair with CUDA graphs and selective recompute (the nineteenth
+#      session's one-GPU launch ran, the two-GPU one was not reached), then CUDA graphs without recompute at two
+#      micro-batches a step on two GPUs (the gradient copy under DDP's no_sync; not reached either).
+# About 22 minutes after staging. The nineteenth session's plan is in git at 04ea8a2. Poll back to back: a machine
 # idle for 30 s is handed back.
 #   setsid nohup bash bench/gpu_x2.sh /root/work > /root/work/job.log 2>&1 &
 # Collect with bench/gpu_collect.sh /root/work "$OUT".
@@ -17,5 +17,5 @@ cd "$(dirname "$0")/.."
 source bench/gpu_env.sh "${1:-/root/work}"
 
 bash bench/gpu_compile.sh "$WORK"  # its default configs
-bash bench/gpu_scaling.sh "$WORK" ddp_270m16_cudagraphs_repeats ddp_270m16_cudagraphs_accum2
+bash bench/gpu_scaling.sh "$WORK" ddp_270m16_graphs_selective_repeats ddp_270m16_cudagraphs_accum2
 step "all done"
