@@ -656,9 +656,10 @@ def test_layers_are_compiled_by_default_only_where_measured(monkeypatch, tiny_mo
 
 
 def test_cuda_graphs_by_default_only_for_compiled_layers_in_one_process_on_a_gpu(monkeypatch, tiny_model):
-    """torch_compile_mode's default: reduce-overhead (CUDA graphs) where the layers are compiled on a CUDA GPU and the
-    run is one process, torch.compile's default elsewhere: on the CPU, for layers left eager, under a launcher (DDP,
-    FSDP2: not measured there with recompute or accumulation); a set mode always wins."""
+    """torch_compile_mode's default: reduce-overhead (CUDA graphs) where it was measured, compiled layers over 4-bit
+    matmuls recomputing selectively or not at all, on a CUDA GPU, in one process; torch.compile's default elsewhere: on
+    the CPU, for layers left eager, with full recompute (the tutorial's), for LoRA without quantization, under a
+    launcher (DDP, FSDP2: not measured there with recompute or accumulation); a set mode always wins."""
     import torch
 
     from gemsql.config import load_config
@@ -671,8 +672,15 @@ def test_cuda_graphs_by_default_only_for_compiled_layers_in_one_process_on_a_gpu
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
     assert compile_mode(default) == "reduce-overhead"
+    assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), gradient_checkpointing=False)) == (
+        "reduce-overhead")
     assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), torch_compile_mode="default")) == "default"
     assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), torch_compile=False)) == "default"
+    assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), recompute="full")) == "default"
+    assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), quantization="none")) == "default"
+    tutorial = load_config(Path(__file__).parents[1] / "configs/gemma3-1b-tutorial.yaml",
+                           model_name_or_path=str(tiny_model))
+    assert compile_mode(tutorial) == "default"
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert compile_mode(default) == "default"
     assert compile_mode(load_config(None, torch_compile_mode="reduce-overhead")) == "reduce-overhead"

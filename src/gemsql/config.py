@@ -284,13 +284,15 @@ class TrainConfig:
         metadata={"help": "How compiled layers run (torch.compile's mode). reduce-overhead: each compiled layer's "
                   "forward and backward replayed as CUDA graphs, one launch for all of its kernels, where the "
                   "270M's step on the H200 is bound by the CPU launching them; memory for the graphs' buffers on "
-                  "top. Default: reduce-overhead for compiled layers on a CUDA GPU in one process, default (fused "
-                  "kernels, launched one by one) elsewhere, under DDP and FSDP2 too (not measured there with "
-                  "recompute or accumulation). On the H200 at 16 x 512 with selective recompute: the 270M at 2.08x "
-                  "the tokens/s, 3.51 GiB against 3.32; the 4B at 1.06x; the built-in epoch 95.2 against 94.9 "
-                  "percent (one run pair each). With gradient_checkpointing false as well, the 4B's fastest setting "
-                  "measured: 32.2 and 34.9 percent MFU at 48.7 GiB (docs/benchmarks.md). With gradient "
-                  "accumulation each gradient is copied out of the graphs' memory as it lands. The CPU ignores it."},
+                  "top. Default: reduce-overhead where measured, compiled layers over 4-bit matmuls recomputing "
+                  "selectively or not at all, on a CUDA GPU, in one process; default (fused kernels launched one by "
+                  "one) elsewhere: full recompute, LoRA without quantization, under DDP and FSDP2 (not measured "
+                  "there with recompute or accumulation). On the H200 at 16 x 512 with selective recompute: the "
+                  "270M at 2.08x the tokens/s, 3.51 GiB against 3.32; the 4B at 1.06x; the built-in epoch 95.2 "
+                  "against 94.9 percent (one run pair each). With gradient_checkpointing false as well, the 4B's "
+                  "fastest setting measured: 32.2 and 34.9 percent MFU at 48.7 GiB (docs/benchmarks.md). With "
+                  "gradient accumulation each gradient is copied out of the graphs' memory as it lands. The CPU "
+                  "ignores it."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=None,

@@ -115,19 +115,22 @@ def recompute_mode(cfg: Config) -> str | None:
 
 def compile_mode(cfg: Config) -> str:
     """How the compiled layers run (TrainConfig.torch_compile_mode): as configured, or by default as CUDA graphs
-    ("reduce-overhead") where they have been measured, compiled layers (use_compile) in one process on a CUDA GPU, and
-    torch.compile's "default" elsewhere. On the H200, one run pair at 16 x 512 with selective recompute: the 270M at
-    2.08x the tokens/s (76,341 against 36,717; 3.51 GiB against 3.32, under the tutorial's 3.76), the 4B at 1.06x, and
-    the built-in epoch scored 95.2 against 94.9 percent in 1.99 against 2.88 minutes (nineteenth session,
-    docs/benchmarks.md). Under a launcher they wait to be asked: with DDP they have run only without recompute and
-    without accumulation across two GPUs, with FSDP2 not at all."""
+    ("reduce-overhead") where they have been measured, and torch.compile's "default" elsewhere. Measured: compiled
+    layers (use_compile) over 4-bit matmuls, recomputing selectively or not at all, in one process on a CUDA GPU. On
+    the H200, one run pair at 16 x 512 with selective recompute: the 270M at 2.08x the tokens/s (76,341 against
+    36,717; 3.51 GiB against 3.32, under the tutorial's 3.76), the 4B at 1.06x, and the built-in epoch scored 95.2
+    against 94.9 percent in 1.99 against 2.88 minutes (nineteenth session, docs/benchmarks.md). Not measured, so left
+    to be asked for: full recompute (the tutorial's), LoRA without quantization, and under a launcher (with DDP they
+    have run only without recompute and without accumulation across two GPUs; with FSDP2 not at all)."""
     if cfg.train.torch_compile_mode is not None:
         return cfg.train.torch_compile_mode
     import torch
 
     from gemsql.distributed import world_size
 
-    return "reduce-overhead" if use_compile(cfg) and torch.cuda.is_available() and world_size() == 1 else "default"
+    measured = (use_compile(cfg) and torch.cuda.is_available() and world_size() == 1
+                and cfg.model.quantization == "4bit" and recompute_mode(cfg) in (None, "selective"))
+    return "reduce-overhead" if measured else "default"
 
 
 def use_liger(cfg: Config) -> bool:
