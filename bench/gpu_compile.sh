@@ -11,7 +11,8 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # What each model runs. Defaults: what the nineteenth session left to measure (issue #4, CUDA graphs with selective
 # recompute now the default: the recompute's dropout checked under them on the 270M (bench/recompute_check.py); the
 # 270M's new default and the old one twice each, the tutorial in the same run; the 4B's likewise, and without the turn
-# tokens' trainable rows; the built-in epoch as shipped again).
+# tokens' trainable rows, then its new default's host syncs and profile (what bounds it under CUDA graphs); the
+# built-in epoch as shipped again).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -40,8 +41,8 @@ CONFIGS_270M=${CONFIGS_270M-"gemsql gemsql_no_graphs tutorial gemsql gemsql_no_g
 CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_graphs gemsql_shipped_no_turn_tokens"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
-SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
+PROFILE_4B=${PROFILE_4B-gemsql}  # a 4B config to profile after the rows (empty: none)
+SYNCS_4B=${SYNCS_4B-gemsql}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs (the default since the nineteenth session)
 # without recompute; nographs: torch_compile_mode default, the default until then; nodropout: LoRA dropout 0;

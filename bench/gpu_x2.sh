@@ -4,7 +4,8 @@
 #   1. issue #4 (bench/gpu_compile.sh's defaults), CUDA graphs with selective recompute the default since the
 #      nineteenth session: on GPU 0, bench/recompute_check.py on the 270M (the recompute's dropout masks under the
 #      graphs), then the 270M's new default and old one (gemsql_no_graphs) twice each with the tutorial in the same
-#      run, then the built-in epoch as shipped; on GPU 1, the 4B's new default, old one, and without the turn tokens.
+#      run, then the built-in epoch as shipped; on GPU 1, the 4B's new default, old one, and without the turn tokens,
+#      then its new default's host syncs and profile.
 #   2. issue #9 (bench/gpu_scaling.sh): the 270M's DDP pair with CUDA graphs and selective recompute (the nineteenth
 #      session's one-GPU launch ran, the two-GPU one was not reached), then CUDA graphs without recompute at two
 #      micro-batches a step on two GPUs (the gradient copy under DDP's no_sync; not reached either).
