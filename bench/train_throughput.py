@@ -109,9 +109,9 @@ CONFIGS = {
     # (torch.compile's default mode) instead of replayed as CUDA graphs
     "gemsql_no_graphs": dict(torch_compile_mode="default"),
     # each compiled layer replayed as CUDA graphs (torch_compile_mode reduce-overhead): fewer launches for a step bound
-    # by the CPU that launches its kernels. Named since the seventeenth session, when they stopped within the first
-    # steps for both models (the gradient overwrite of accumulation, copied around since the eighteenth); the default
-    # since the nineteenth, when they trained (so these two and "gemsql", "gemsql_32x512" now ask for the same)
+    # by the CPU that launches its kernels. Named since the seventeenth session, when they stopped for both models (why
+    # is not settled: docs/benchmarks.md, nineteenth session); the default since the nineteenth, when they trained (so
+    # these two and "gemsql", "gemsql_32x512" now ask for the same on a GPU)
     "gemsql_cudagraphs": dict(torch_compile_mode="reduce-overhead"),
     "gemsql_32x512_cudagraphs": dict(per_device_train_batch_size=32, torch_compile_mode="reduce-overhead"),
     "gemsql_no_recompute_cudagraphs": dict(gradient_checkpointing=False, torch_compile_mode="reduce-overhead"),
