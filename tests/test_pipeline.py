@@ -180,6 +180,36 @@ def test_training_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_model
     assert state["global_step"] == 3
 
 
+def test_a_failure_inside_cuda_graphs_names_the_setting(tmp_path, tiny_model, monkeypatch):
+    """PyTorch's error from inside CUDA graphs names neither torch_compile_mode nor the way around it: training with
+    them (here asked for, on a GPU the one-process default) turns it into a GemsqlError on that field, PyTorch's
+    message kept; with torch.compile's default mode the error passes unchanged. (Resuming from the last checkpoint,
+    which the message promises: test_training_resumes_from_the_last_complete_checkpoint.)"""
+    from trl import SFTTrainer
+
+    from gemsql.data import prepare
+    from gemsql.errors import GemsqlError
+    from gemsql.train import train
+
+    message = "Error: accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run."
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(SFTTrainer, "train", fails)
+    for mode in ("reduce-overhead", "default"):
+        cfg = tiny_config(tmp_path / mode, tiny_model, quantization="4bit", torch_compile=True,
+                          torch_compile_mode=mode, max_steps=1)
+        prepare(cfg)
+        with pytest.raises((GemsqlError, RuntimeError), match="CUDAGraphs") as e:
+            train(cfg)
+        if mode == "reduce-overhead":
+            assert isinstance(e.value, GemsqlError) and e.value.field == "torch_compile_mode"
+            assert "--torch_compile_mode default" in str(e.value) and message in str(e.value)
+        else:
+            assert type(e.value) is RuntimeError and str(e.value) == message
+
+
 def test_qlora_4bit_trains_on_the_cpu(tmp_path, tiny_model):
     from gemsql.data import prepare
     from gemsql.model import load_model

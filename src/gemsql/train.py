@@ -7,6 +7,7 @@ the whole model in run_dir/full_model), written whole or not at all, with the re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,9 +442,25 @@ def train(cfg: Config) -> TrainResult:
     else:
         if resume:
             log.info("resuming from %s", resume)
-        with attention_kernels(cudnn_in_training(cfg)):
+        with attention_kernels(cudnn_in_training(cfg)), _graphs_named_on_failure(cfg):
             result = trainer.train(resume_from_checkpoint=resume)
     return cleanup(cfg, trainer, tokenizer, result)
+
+
+@contextlib.contextmanager
+def _graphs_named_on_failure(cfg: Config):
+    """A failure inside the CUDA graphs (torch_compile_mode reduce-overhead, the one-GPU default) said plainly, with
+    the way around it: PyTorch's own message names neither the setting nor the fix. The checkpoints stay; run again,
+    it resumes from the last one written."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "CUDAGraph" not in str(e) or not use_compile(cfg) or compile_mode(cfg) != "reduce-overhead":
+            raise
+        raise GemsqlError(f"training stopped inside the compiled layers' CUDA graphs ({str(e).splitlines()[0]}): set "
+                          "torch_compile_mode: default (--torch_compile_mode default) to launch their kernels one by "
+                          "one; run again, it resumes from the last checkpoint written",
+                          field="torch_compile_mode") from e
 
 
 def _load_checkpoint_weights(model, checkpoint: Path) -> None:
