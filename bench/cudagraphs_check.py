@@ -1,9 +1,9 @@
-"""Do compiled layers replayed as CUDA graphs (torch_compile_mode reduce-overhead, no recompute) train right with
-gradient accumulation, on this machine?
+"""Do compiled layers replayed as CUDA graphs (torch_compile_mode reduce-overhead) train right with gradient
+accumulation, and with selective recompute, on this machine?
 
 Autograd takes a backward's first gradient as the weight's .grad; replayed as a CUDA graph, that gradient lives in the
 graphs' memory pool, and the next micro-batch's replay writes over it (pytorch/pytorch#169545). gemsql copies each
-gradient out as it lands (gemsql.model.copy_grads_out_of_graphs). Two checks:
+gradient out as it lands (gemsql.model.copy_grads_out_of_graphs). Three checks:
 
 1. upstream's case: a compiled Linear, two micro-batches a step, three steps, without the copy and with it: the error,
    or the largest relative difference of its accumulated gradients from the same steps run eagerly.

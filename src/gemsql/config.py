@@ -230,8 +230,9 @@ class TrainConfig:
                   "where the decoder layers are compiled (torch_compile) and quantized to 4 bits, with recompute "
                   "selective: on the H200 the 270M at 16 x 512 tokens a micro-batch peaked at 3.32 GiB against 7.28 "
                   "without, at 0.67x to 1.26x the tokens/s in four run pairs, and the 4B at 18.8 GiB against 48.5, "
-                  "at 0.83x the tokens/s (docs/benchmarks.md); false trades that memory for the 4B's speed. Off elsewhere (the CPU, "
-                  "uncompiled layers), where transformers' checkpointing recomputes every op at about 0.7x."},
+                  "at 0.83x the tokens/s (docs/benchmarks.md); false trades that memory for the 4B's speed. Off "
+                  "elsewhere (the CPU, uncompiled layers), where transformers' checkpointing recomputes every op at "
+                  "about 0.7x."},
     )
     recompute: Literal["full", "selective"] | None = field(
         default=None,
