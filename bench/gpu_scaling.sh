@@ -151,6 +151,14 @@ ddp_270m16_graphs_selective_repeats() {
     --cpu_binding --set torch_compile_mode=reduce-overhead \
     --note "equal CPU threads, cores bound, micro-batch 16, layers compiled as CUDA graphs, recompute selective, 800k tokens, median of 3"
 }
+# twentieth session: that pair ran at 1.59x (90,182 and 143,400 tokens/s) while CUDA graphs without recompute at two
+# micro-batches a step on two GPUs ran at 1.93x: the shipped recompute at two micro-batches a step
+ddp_270m16_graphs_selective_accum2() {
+  step "DDP, Gemma 3 270M, 16 x 512 per GPU, CUDA graphs with selective recompute, 2 micro-batches a step on 2 GPUs (4 on 1), 800k tokens"
+  scale sc270gs16a2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --micro_batch 16 \
+    --accumulation 2 --cpu_binding --set torch_compile_mode=reduce-overhead \
+    --note "equal CPU threads, cores bound, micro-batch 16, accumulation 2, layers compiled as CUDA graphs, recompute selective, 800k tokens"
+}
 # FSDP2 with the shipped default (selective recompute inside the compiled layers: not run under FSDP2 on a GPU before)
 fsdp2_12b16_default() {
   step "FSDP2-QLoRA, random-init 12B, 16 x 512 per GPU, as shipped (compiled, selective recompute), 200000 tokens"
