@@ -143,7 +143,8 @@ ddp_270m16_cudagraphs_accum2() {
     --note "equal CPU threads, cores bound, micro-batch 16, accumulation 2, layers compiled as CUDA graphs, no recompute, 800k tokens, median of 3"
 }
 # nineteenth session: CUDA graphs with selective recompute, the one-process default since (a launch of several
-# processes keeps torch.compile's default mode unless asked, and bench/scaling.py pins one mode for both launches):
+# processes kept torch.compile's default mode unless asked until the twentieth session, and bench/scaling.py pinned
+# one mode for both launches until then; the DDP default too since):
 # the one-GPU launch (two micro-batches a step) ran at 83,062 tokens/s, 3.5 GiB, the two-GPU one was not reached
 ddp_270m16_graphs_selective_repeats() {
   step "DDP, Gemma 3 270M, 16 x 512 per GPU, CUDA graphs with selective recompute, 800k tokens, median of 3"

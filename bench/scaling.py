@@ -268,9 +268,6 @@ def main() -> int:
     if a.strategy == "zero3":  # ZeRO-3 cannot train the turn-token rows (see the README)
         base["stop_token_training"] = "none"
     base.update({k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)})
-    # One mode for every launch: by default one process alone replays its compiled layers as CUDA graphs and a launch
-    # of several does not, so the pair would compare two modes (--set torch_compile_mode=reduce-overhead for graphs)
-    base.setdefault("torch_compile_mode", "default")
     prepare(load_config(None, **base, model_name_or_path=path, output_dir=str(work / "data")))
     env = {**os.environ, **NO_MULTICAST, "PYTHONPATH": os.pathsep.join(
         [str(ROOT / "bench"), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}

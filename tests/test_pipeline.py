@@ -685,11 +685,11 @@ def test_layers_are_compiled_by_default_only_where_measured(monkeypatch, tiny_mo
             _check_engine(default)
 
 
-def test_cuda_graphs_by_default_only_for_compiled_layers_in_one_process_on_a_gpu(monkeypatch, tiny_model):
+def test_cuda_graphs_by_default_only_for_compiled_layers_on_a_gpu_outside_sharded_launches(monkeypatch, tiny_model):
     """torch_compile_mode's default: reduce-overhead (CUDA graphs) where it was measured, compiled layers over 4-bit
-    matmuls recomputing selectively or not at all, on a CUDA GPU, in one process; torch.compile's default elsewhere: on
-    the CPU, for layers left eager, with full recompute (the tutorial's), for LoRA without quantization, under a
-    launcher (DDP, FSDP2: not measured there with recompute or accumulation); a set mode always wins."""
+    matmuls recomputing selectively or not at all, on a CUDA GPU, in one process or under DDP; torch.compile's default
+    elsewhere: on the CPU, for layers left eager, with full recompute (the tutorial's), for LoRA without quantization,
+    under FSDP or DeepSpeed (not measured there); a set mode always wins."""
     import torch
 
     from gemsql.config import load_config
@@ -711,9 +711,17 @@ def test_cuda_graphs_by_default_only_for_compiled_layers_in_one_process_on_a_gpu
     tutorial = load_config(Path(__file__).parents[1] / "configs/gemma3-1b-tutorial.yaml",
                            model_name_or_path=str(tiny_model))
     assert compile_mode(tutorial) == "default"
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert compile_mode(default) == "default"
-    assert compile_mode(load_config(None, torch_compile_mode="reduce-overhead")) == "reduce-overhead"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun, or accelerate's multi-GPU launch: DDP
+    assert compile_mode(default) == "reduce-overhead"
+    # sharded launches, with one process too: FSDP2 (its layers compiled), FSDP1 and DeepSpeed (compiling refused)
+    for engine in ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, {"ACCELERATE_USE_FSDP": "true"},
+                   {"ACCELERATE_USE_DEEPSPEED": "true"}):
+        for world in ("1", "2"):
+            with monkeypatch.context() as m:
+                for k, v in {**engine, "WORLD_SIZE": world}.items():
+                    m.setenv(k, v)
+                assert compile_mode(default) == "default"
+                assert compile_mode(load_config(None, torch_compile_mode="reduce-overhead")) == "reduce-overhead"
 
 
 def test_compiled_layers_are_refused_under_fsdp1_and_deepspeed(monkeypatch):

@@ -54,6 +54,12 @@ def fsdp2_launch() -> bool:
     return env_flag("ACCELERATE_USE_FSDP") and os.environ.get("FSDP_VERSION", "1") == "2"
 
 
+def sharded_launch() -> bool:
+    """Launched by accelerate with FSDP (either version) or DeepSpeed: the weights are sharded across processes.
+    Otherwise a launch of several processes is plain DDP (torchrun, or accelerate's multi-GPU launch)."""
+    return env_flag("ACCELERATE_USE_FSDP") or env_flag("ACCELERATE_USE_DEEPSPEED")
+
+
 def layer_units(layers: list, per_unit: int) -> list[list]:
     """`layers` (children before parents, as fully_shard needs them) cut into units of at most `per_unit` neighbours
     of one class: a unit never mixes, say, a vision tower's layers with the text decoder's."""

@@ -117,19 +117,20 @@ def recompute_mode(cfg: Config) -> str | None:
 def compile_mode(cfg: Config) -> str:
     """How the compiled layers run (TrainConfig.torch_compile_mode): as configured, or by default as CUDA graphs
     ("reduce-overhead") where they have been measured, and torch.compile's "default" elsewhere. Measured: compiled
-    layers (use_compile) over 4-bit matmuls, recomputing selectively or not at all, in one process on a CUDA GPU. On
-    the H200, one run pair at 16 x 512 with selective recompute: the 270M at 2.08x the tokens/s (76,341 against
-    36,717; 3.51 GiB against 3.32, under the tutorial's 3.76), the 4B at 1.06x, and the built-in epoch scored 95.2
-    against 94.9 percent in 1.99 against 2.88 minutes (nineteenth session, docs/benchmarks.md). Not measured, so left
-    to be asked for: full recompute (the tutorial's), LoRA without quantization, and under a launcher (with DDP they
-    have run only without recompute and without accumulation across two GPUs; with FSDP2 not at all)."""
+    layers (use_compile) over 4-bit matmuls, recomputing selectively or not at all, on a CUDA GPU, in one process or
+    under DDP. On the H200 with selective recompute at 16 x 512: one process, the 270M at 1.59x to 2.08x the tokens/s
+    of the default mode (three run pairs; 3.51 against 3.32 GiB, under the tutorial's 3.76), the 4B at 1.01x to 1.06x,
+    the built-in epoch scoring 95.2 against 94.9 percent in 1.99 against 2.88 minutes (nineteenth and twentieth
+    sessions); under DDP, the 270M on two GPUs at 1.88x one GPU's tokens/s with two micro-batches a step (the default
+    mode's pair: 1.59x; twentieth and seventeenth sessions). Not measured, so left to be asked for: full recompute
+    (the tutorial's), LoRA without quantization, and sharded launches (FSDP, DeepSpeed)."""
     if cfg.train.torch_compile_mode is not None:
         return cfg.train.torch_compile_mode
     import torch
 
-    from gemsql.distributed import world_size
+    from gemsql.distributed import sharded_launch
 
-    measured = (use_compile(cfg) and torch.cuda.is_available() and world_size() == 1
+    measured = (use_compile(cfg) and torch.cuda.is_available() and not sharded_launch()
                 and cfg.model.quantization == "4bit" and recompute_mode(cfg) in (None, "selective"))
     return "reduce-overhead" if measured else "default"
 
@@ -449,9 +450,9 @@ def train(cfg: Config) -> TrainResult:
 
 @contextlib.contextmanager
 def _graphs_named_on_failure(cfg: Config):
-    """A failure inside the CUDA graphs (torch_compile_mode reduce-overhead, the one-GPU default) said plainly, with
-    the way around it: PyTorch's own message names neither the setting nor the fix. The checkpoints stay; run again,
-    it resumes from the last one written."""
+    """A failure inside the CUDA graphs (torch_compile_mode reduce-overhead, the default on a GPU outside FSDP and
+    DeepSpeed) said plainly, with the way around it: PyTorch's own message names neither the setting nor the fix. The
+    checkpoints stay; run again, it resumes from the last one written."""
     try:
         yield
     except RuntimeError as e:
