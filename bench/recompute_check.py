@@ -10,6 +10,10 @@ of the built-in set each:
    by tens of percent (3.6 against 5.8 on the CPU, tests/test_bench_tools.py); float32 rounding by well under 1 %.
 2. numerics: the as-shipped dtype and quantization without dropout, the recomputed layers' gradients against the
    same compiled layers' gradients without recompute: the relative difference of the whole gradient.
+3. on a CUDA GPU, check 1 again with the layers replayed as CUDA graphs (torch_compile_mode reduce-overhead, asked
+   for: LoRA without quantization gets torch.compile's default mode by default, so check 1 runs without them), where
+   the graphs must replay each forward's and recompute's random state too.
+Each record names its torch_compile_mode.
 
     python bench/recompute_check.py --model gemma-3-270m --out docs/benchmarks/recompute_check.json --note "..."
 """
@@ -30,7 +34,7 @@ from results_file import record  # noqa: E402
 
 from gemsql.config import load_config  # noqa: E402
 from gemsql.data import prepare  # noqa: E402
-from gemsql.train import setup  # noqa: E402
+from gemsql.train import compile_mode, setup  # noqa: E402
 
 
 def directional_check(trainer, batch: dict, eps: float = 1e-3, seed: int = 7) -> tuple[float, float]:
@@ -99,14 +103,16 @@ def main() -> int:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     common = {"model": args.model, "device": device, "torch": torch.__version__, "note": args.note}
 
-    trainer, batch = fresh_trainer(work, "dropout", base, gradient_checkpointing=True, dtype="float32",
-                              quantization="none", lora_dropout=0.5)
-    slope, norm = directional_check(trainer, batch)
-    r = {**common, "check": "dropout 0.5, float32: finite-difference slope / gradient norm",
-         "slope": round(slope, 6), "norm": round(norm, 6), "ratio": round(slope / norm, 5)}
-    print(json.dumps(r), flush=True)
-    record(Path(args.out), r, key=("model", "check", "device", "note"))
-    del trainer
+    def dropout_check(mode: str, check: str) -> None:
+        trainer, batch = fresh_trainer(work, f"dropout-{mode}", base, gradient_checkpointing=True, dtype="float32",
+                                  quantization="none", lora_dropout=0.5, torch_compile_mode=mode)
+        slope, norm = directional_check(trainer, batch)
+        r = {**common, "check": check, "torch_compile_mode": mode,
+             "slope": round(slope, 6), "norm": round(norm, 6), "ratio": round(slope / norm, 5)}
+        print(json.dumps(r), flush=True)
+        record(Path(args.out), r, key=("model", "check", "device", "note"))
+
+    dropout_check("default", "dropout 0.5, float32: finite-difference slope / gradient norm")
 
     grads = {}
     for recompute in (False, True):
@@ -115,9 +121,14 @@ def main() -> int:
         grads[recompute] = gradient(trainer, batch)
         del trainer
     diff = float((grads[True] - grads[False]).norm() / grads[False].norm())
-    r = {**common, "check": "as shipped, no dropout: |g_recompute - g| / |g|", "relative_difference": round(diff, 6)}
+    mode = compile_mode(load_config(None, **base, lora_dropout=0.0))  # the shipped default's, for both sides
+    r = {**common, "check": "as shipped, no dropout: |g_recompute - g| / |g|", "torch_compile_mode": mode,
+         "relative_difference": round(diff, 6)}
     print(json.dumps(r), flush=True)
     record(Path(args.out), r, key=("model", "check", "device", "note"))
+
+    if torch.cuda.is_available():  # last: a failure here keeps the two records above
+        dropout_check("reduce-overhead", "dropout 0.5, float32, CUDA graphs: finite-difference slope / gradient norm")
     return 0
 
 
