@@ -117,6 +117,7 @@ ddp_270m16_default_repeats() {
 }
 # and with two micro-batches a step on two GPUs (four on one): a step's own work, paid once a micro-batch on two GPUs
 # and once per two on one at equal global batch, spread over twice the micro-batches (tests that explanation)
+# (as shipped: from the twentieth session's code on, CUDA graphs with selective recompute; the records name the mode)
 ddp_270m16_default_accum2() {
   step "DDP, Gemma 3 270M, 16 x 512 per GPU, as shipped, 2 micro-batches a step on 2 GPUs (4 on 1), 800k tokens, median of 3"
   scale sc270d16a2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --repeats 3 --micro_batch 16 \
@@ -153,7 +154,7 @@ ddp_270m16_graphs_selective_repeats() {
     --note "equal CPU threads, cores bound, micro-batch 16, layers compiled as CUDA graphs, recompute selective, 800k tokens, median of 3"
 }
 # twentieth session: that pair ran at 1.59x (90,182 and 143,400 tokens/s) while CUDA graphs without recompute at two
-# micro-batches a step on two GPUs ran at 1.93x: the shipped recompute at two micro-batches a step
+# micro-batches a step on two GPUs ran at 1.89x: the shipped recompute at two micro-batches a step
 ddp_270m16_graphs_selective_accum2() {
   step "DDP, Gemma 3 270M, 16 x 512 per GPU, CUDA graphs with selective recompute, 2 micro-batches a step on 2 GPUs (4 on 1), 800k tokens"
   scale sc270gs16a2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --micro_batch 16 \
