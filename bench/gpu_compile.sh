@@ -4,15 +4,15 @@
 # bound to its GPU's half of the cores, each model's rows compared only among themselves; with one, one after the other.
 # Stage as for bench/gpu_next.sh, then, detached, polling back to back:
 #   setsid nohup bash bench/gpu_compile.sh /root/work > /root/work/job.log 2>&1 &
-# Records: $RECORDS/train_throughput_270m.json and train_throughput_4b.json (one file per model: two writers).
+# Records: $RECORDS/train_throughput_270m.json, train_throughput_1b.json and train_throughput_4b.json (one file per model).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the nineteenth session left to measure (issue #4, CUDA graphs with selective
-# recompute now the default: the recompute's dropout checked under them on the 270M (bench/recompute_check.py); the
-# 270M's new default and the old one twice each, the tutorial in the same run; the 4B's likewise, and without the turn
-# tokens' trainable rows, then its new default's host syncs and profile (what bounds it under CUDA graphs); the
-# built-in epoch as shipped again).
+# What each model runs. Defaults: what the twentieth session left to measure (issue #4): the recompute's dropout
+# under CUDA graphs on the 270M (bench/recompute_check.py, its dropout check now asks for them), then configs/spider.yaml
+# as shipped (CUDA graphs with recompute, never run on it) when SPIDER_DATA names the corpus; the 1B with today's
+# levers against the tutorial (measured only in the fourth session); the tutorial's recipe on the 4B at the default's
+# 16 x 512 tokens a micro-batch (the memory target's comparison, never measured on the 4B) beside the default.
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -32,22 +32,28 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # gemsql_no_recompute_cudagraphs gemsql_no_recompute" CONFIGS_4B="gemsql gemsql_no_recompute_cudagraphs
 # gemsql_no_recompute gemsql_shipped_no_dropout" SYNCS_4B=gemsql BUILTIN_4B_GPU="graphs nodropout"; the nineteenth's
 # (04ea8a2) CHECKS_270M=cudagraphs_check CONFIGS_4B="gemsql_no_recompute_cudagraphs
-# gemsql_32x512_no_recompute_cudagraphs gemsql" BUILTIN_270M_GPU="graphs default".
-NOTE=${NOTE:-"twentieth GPU session: one process per config; CUDA graphs with selective recompute the default"}
+# gemsql_32x512_no_recompute_cudagraphs gemsql" BUILTIN_270M_GPU="graphs default"; the twentieth's (657f9db)
+# CHECKS_270M=recompute_check CONFIGS_270M="gemsql gemsql_no_graphs tutorial gemsql gemsql_no_graphs"
+# CONFIGS_4B="gemsql gemsql_no_graphs gemsql_shipped_no_turn_tokens" SYNCS_4B=gemsql PROFILE_4B=gemsql
+# BUILTIN_270M_GPU=default.
+NOTE=${NOTE:-"twenty-first GPU session: one process per config; CUDA graphs with selective recompute the default"}
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-recompute_check}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-"gemsql gemsql_no_graphs tutorial gemsql gemsql_no_graphs"}
-CONFIGS_4B=${CONFIGS_4B:-"gemsql gemsql_no_graphs gemsql_shipped_no_turn_tokens"}
+CONFIGS_270M=${CONFIGS_270M-}
+SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
+CONFIGS_1B=${CONFIGS_1B-"tutorial gemsql gemsql_no_graphs"}  # on the 4B's GPU before the 4B's rows
+TOKENS_1B=${TOKENS_1B:-120000}
+CONFIGS_4B=${CONFIGS_4B-"tutorial_mb16x1 gemsql"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-PROFILE_4B=${PROFILE_4B-gemsql}  # a 4B config to profile after the rows (empty: none)
-SYNCS_4B=${SYNCS_4B-gemsql}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
+PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
+SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs (the default since the nineteenth session)
 # without recompute; nographs: torch_compile_mode default, the default until then; nodropout: LoRA dropout 0;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-default}
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
 BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
@@ -80,6 +86,10 @@ rows_270m() {  # GPU CPUS: 200,000 tokens a config (the loss compares there), 10
       >> "$WORK/tt_270m.log" 2>&1
     step "270m traced: exit $? $(head -1 "$WORK"/memory/memory_*.txt 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
   }
+  [ -z "$SPIDER_DATA" ] || {
+    DATA=$SPIDER_DATA CUDA_VISIBLE_DEVICES=$1 spider spider-shipped  # gpu_env.sh's: configs/spider.yaml as shipped
+    step "spider-shipped: $(grep -a "execution accuracy" "$WORK/spider-shipped.log" | head -2 | tr -s ' ' | tr '\n' ' ')"
+  }
 }
 
 builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one epoch, with each recompute in turn
@@ -104,8 +114,11 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
   done
 }
 
-rows_4b() {  # GPU CPUS: the 4B's MFU, then (PROFILE_4B) what bounds a config
+rows_4b() {  # GPU CPUS: the 1B's rows, the 4B's MFU, then (PROFILE_4B) what bounds a config
   local c
+  for c in $CONFIGS_1B; do
+    tt "$1" "$2" 1b gemma-3-1b-random "$TOKENS_1B" 3 $c
+  done
   for c in $CONFIGS_4B; do
     tt "$1" "$2" 4b gemma-3-4b-random "$TOKENS_4B" 3 $c
   done
@@ -134,5 +147,5 @@ else
   rows_4b 0 "0-$((CORES - 1))"
   builtin_epoch 0 "0-$((CORES - 1))" $BUILTIN_4B_GPU $BUILTIN_270M_GPU
 fi
-rm -rf "$WORK/4b/gemma-3-4b-random"
+rm -rf "$WORK/4b/gemma-3-4b-random" "$WORK/1b/gemma-3-1b-random"
 step "compile rows done"
