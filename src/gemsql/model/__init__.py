@@ -259,9 +259,9 @@ def engine_places_weights() -> bool:
     """Launched by accelerate with DeepSpeed or FSDP1: the engine, not gemsql, places the weights. Under FSDP2
     (configs/accelerate/fsdp2_qlora.yaml) each process quantizes the model on its own GPU and gemsql shards it there
     (gemsql.distributed.shard_fsdp2)."""
-    from gemsql.distributed import env_flag, fsdp2_launch
+    from gemsql.distributed import fsdp2_launch, sharded_launch
 
-    return env_flag("ACCELERATE_USE_DEEPSPEED") or (env_flag("ACCELERATE_USE_FSDP") and not fsdp2_launch())
+    return sharded_launch() and not fsdp2_launch()
 
 
 def load_model(cfg: ModelConfig, *, quantize: bool | None = None, path: str | None = None,
