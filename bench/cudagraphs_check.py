@@ -13,8 +13,8 @@ gradient out as it lands (gemsql.model.copy_grads_out_of_graphs). Three checks:
 3. CUDA graphs with selective recompute (both models' bench runs stopped on the H200 in the seventeenth session, one
    micro-batch a step; setup refused the pairing until the nineteenth, when this check and the bench trained with
    it), trained `--steps` steps with LoRA dropout 0.05 and 0: the error or the losses. Does the recompute's dropout
-   (its random state handed from the forward graph to the backward) make a difference? The layers are compiled here
-   with gemsql.model.compile_layers, as setup does.
+   (its random state handed from the forward graph to the backward) make a difference? Set up by gemsql's setup
+   (until the twentieth session the check compiled the layers itself, as written while setup refused the pairing).
 
     python bench/cudagraphs_check.py --model gemma-3-270m --out docs/benchmarks/cudagraphs_check.json --note "..."
 
@@ -98,14 +98,11 @@ def accumulated_grads(work: Path, name: str, base: dict, rounds: int = 3, **over
 
 
 def graphs_with_recompute(work: Path, name: str, base: dict, steps: int, **overrides) -> dict:
-    """Train `steps` steps with each layer compiled as CUDA graphs that recompute selectively: {"losses"} or
-    {"error"}. The model is set up uncompiled and its layers compiled here, as the check was written while setup
-    refused the pairing."""
-    from gemsql.model import compile_layers
-
-    trainer, _ = fresh_trainer(work, name, {**base, "torch_compile": False, "use_liger_kernel": False,
-                                            "max_steps": steps, "logging_steps": 1, "save_strategy": "no", **overrides})
-    compile_layers(trainer.model, "selective", "reduce-overhead")
+    """Train `steps` steps with each layer compiled as CUDA graphs that recompute selectively, set up by gemsql's own
+    setup as a run asks for it: {"losses"} or {"error"}."""
+    trainer, _ = fresh_trainer(work, name, {**base, "gradient_checkpointing": True, "recompute": "selective",
+                                            "torch_compile_mode": "reduce-overhead", "max_steps": steps,
+                                            "logging_steps": 1, "save_strategy": "no", **overrides})
     try:
         trainer.train()
     except RuntimeError as e:
@@ -134,7 +131,8 @@ def main() -> int:
         record(Path(args.out), r, key=("model", "check", "device", "note"))
 
     work = Path(args.work or tempfile.mkdtemp(prefix="gemsql-cudagraphs-"))
-    # no dropout (the compiled graphs draw their own masks) and no recompute (refused with CUDA graphs when written)
+    # no dropout (the compiled graphs draw their own masks) and no recompute (refused with CUDA graphs when written;
+    # the third check asks for it)
     base = dict(model_name_or_path=resolve_model(args.model), dataset="builtin", num_rows=256, test_size=16,
                 report_to="none", torch_compile=True, gradient_checkpointing=False, lora_dropout=0.0,
                 per_device_train_batch_size=args.micro_batch, stop_token_training="none")
