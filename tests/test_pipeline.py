@@ -182,9 +182,9 @@ def test_training_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_model
 
 def test_a_failure_inside_cuda_graphs_names_the_setting(tmp_path, tiny_model, monkeypatch):
     """PyTorch's error from inside CUDA graphs names neither torch_compile_mode nor the way around it: training with
-    them (here asked for, on a GPU the one-process default) turns it into a GemsqlError on that field, PyTorch's
-    message kept; with torch.compile's default mode the error passes unchanged. (Resuming from the last checkpoint,
-    which the message promises: test_training_resumes_from_the_last_complete_checkpoint.)"""
+    them (here asked for; on a GPU the default outside FSDP and DeepSpeed) turns it into a GemsqlError on that field,
+    PyTorch's message kept; with torch.compile's default mode the error passes unchanged. (Resuming from the last
+    checkpoint, which the message promises: test_training_resumes_from_the_last_complete_checkpoint.)"""
     from trl import SFTTrainer
 
     from gemsql.data import prepare
