@@ -237,7 +237,8 @@ class TrainConfig:
     recompute: Literal["full", "selective"] | None = field(
         default=None,
         metadata={"help": "What compiled layers recompute with gradient_checkpointing. full: every op, the least "
-                  "memory (the 270M 1.95 GiB, the 4B 9.5, both at about 0.7x the tokens/s). selective: keep the "
+                  "memory: on the H200 at 16 x 512 the 270M 1.95 GiB at about 0.9x the tokens/s, the 4B 9.5 GiB at "
+                  "0.83x, where selective takes 19.2 and the tutorial's recipe 16.1. selective: keep the "
                   "attention's output and every other 4-bit matmul's output of each layer, recompute the rest "
                   "(op-level selective checkpointing, as in torchtitan): three of seven 4-bit matmuls run twice. "
                   "Default: selective where the layers are compiled and quantized to 4 bits, else full. Layers not "
@@ -289,9 +290,10 @@ class TrainConfig:
                   "selectively or not at all, on a CUDA GPU, in one process or under DDP; default (fused kernels "
                   "launched one by one) elsewhere: full recompute, LoRA without quantization, under FSDP or "
                   "DeepSpeed (not measured there). On the H200 at 16 x 512 with selective recompute: the 270M at "
-                  "1.59x to 2.08x the tokens/s (three run pairs), 3.51 GiB against 3.32; the 4B at 1.01x to 1.06x; "
-                  "the built-in epoch 95.2 against 94.9 percent; under DDP the 270M at 1.88x on two GPUs against "
-                  "one, with two micro-batches a step. With gradient_checkpointing false as well, the 4B's "
+                  "1.59x to 2.08x the tokens/s (three run pairs), 3.51 GiB against 3.32; the 1B at 1.40x; the 4B at "
+                  "1.01x to 1.06x; the built-in epoch 95.2 against 94.9 percent; under DDP the 270M at 1.78x "
+                  "(median of three launches) and 1.88x on two GPUs against one, with two micro-batches a step. "
+                  "With gradient_checkpointing false as well, the 4B's "
                   "fastest setting measured: 32.2 and 34.9 percent MFU at 48.7 GiB (docs/benchmarks.md). With "
                   "gradient accumulation each gradient is copied out of the graphs' memory as it lands. The CPU "
                   "ignores it."},

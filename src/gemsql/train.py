@@ -119,10 +119,11 @@ def compile_mode(cfg: Config) -> str:
     ("reduce-overhead") where they have been measured, and torch.compile's "default" elsewhere. Measured: compiled
     layers (use_compile) over 4-bit matmuls, recomputing selectively or not at all, on a CUDA GPU, in one process or
     under DDP. On the H200 with selective recompute at 16 x 512: one process, the 270M at 1.59x to 2.08x the tokens/s
-    of the default mode (three run pairs; 3.51 against 3.32 GiB, under the tutorial's 3.76), the 4B at 1.01x to 1.06x,
-    the built-in epoch scoring 95.2 against 94.9 percent in 1.99 against 2.88 minutes (nineteenth and twentieth
-    sessions); under DDP, the 270M on two GPUs at 1.88x one GPU's tokens/s with two micro-batches a step (the default
-    mode's pair: 1.59x; twentieth and seventeenth sessions). Not measured, so left to be asked for: full recompute
+    of the default mode (three run pairs; 3.51 against 3.32 GiB, under the tutorial's 3.76), the 1B at 1.40x, the 4B
+    at 1.01x to 1.06x, the built-in epoch scoring 95.2 against 94.9 percent in 1.99 against 2.88 minutes (nineteenth
+    to twenty-first sessions); under DDP, the 270M on two GPUs at 1.78x one GPU's tokens/s with two micro-batches a
+    step (median of three launches; 1.88x in one pair; the default mode's pair: 1.59x; twenty-first, twentieth and
+    seventeenth sessions). Not measured, so left to be asked for: full recompute
     (the tutorial's), LoRA without quantization, and sharded launches (FSDP, DeepSpeed)."""
     if cfg.train.torch_compile_mode is not None:
         return cfg.train.torch_compile_mode
