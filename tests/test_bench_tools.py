@@ -235,18 +235,21 @@ def test_compiled_layers_with_recompute_keep_little_more_than_their_inputs(tmp_p
 
 def test_selective_recompute_keeps_between_full_recompute_and_none(tmp_path, tiny_model):
     """bench/saved_activations.py --compiled, QLoRA: recompute selective (the attention's output and every other
-    4-bit matmul's output kept) hands autograd more than recompute full and less than no recompute. One after the
-    other in one process, as the tool runs its configs: the selective model compiled after the full one once ran the
-    full one's graphs (TorchDynamo did not tell their policies apart) and kept exactly as much."""
+    4-bit matmul's output kept) hands autograd more than recompute full and less than no recompute, and recompute
+    lean (selective without the MLP's gate) less than selective and more than full. One after the other in one
+    process, as the tool runs its configs: the selective model compiled after the full one once ran the full one's
+    graphs (TorchDynamo did not tell their policies apart) and kept exactly as much."""
     from saved_activations import saved_bytes
     from train_throughput import CONFIGS
 
     kept = {}
-    for name in ("gemsql_no_recompute", "gemsql_recompute", "gemsql_recompute_selective"):
+    for name in ("gemsql_no_recompute", "gemsql_recompute", "gemsql_recompute_selective", "gemsql_lean"):
         kept[name] = saved_bytes({**CONFIGS[name], "per_device_train_batch_size": 4, "max_length": 128,
-                                  "quantization": "4bit", "pad_to_multiple_of": 128, "stop_token_training": "none"},
+                                  "quantization": "4bit", "pad_to_multiple_of": 128, "stop_token_training": "none",
+                                  "torch_compile_mode": "default"},  # the CPU: no CUDA graphs
                                  str(tiny_model), tmp_path / name, rows=60, compiled=True)["saved_bytes"]
-    assert 0 < kept["gemsql_recompute"] < kept["gemsql_recompute_selective"] < kept["gemsql_no_recompute"], kept
+    assert (0 < kept["gemsql_recompute"] < kept["gemsql_lean"] < kept["gemsql_recompute_selective"]
+            < kept["gemsql_no_recompute"]), kept
 
 
 def test_the_memory_peak_is_replayed_from_the_allocators_events():

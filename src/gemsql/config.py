@@ -234,13 +234,15 @@ class TrainConfig:
                   "elsewhere (the CPU, uncompiled layers), where transformers' checkpointing recomputes every op at "
                   "about 0.7x."},
     )
-    recompute: Literal["full", "selective"] | None = field(
+    recompute: Literal["full", "selective", "lean"] | None = field(
         default=None,
         metadata={"help": "What compiled layers recompute with gradient_checkpointing. full: every op, the least "
                   "memory: on the H200 at 16 x 512 the 270M 1.95 GiB at about 0.9x the tokens/s, the 4B 9.5 GiB at "
                   "0.83x, where selective takes 19.2 and the tutorial's recipe 16.1. selective: keep the "
                   "attention's output and every other 4-bit matmul's output of each layer, recompute the rest "
                   "(op-level selective checkpointing, as in torchtitan): three of seven 4-bit matmuls run twice. "
+                  "lean: selective without the MLP's gate projection's output, as wide as the MLP: about 40 percent "
+                  "of selective's kept activations for a fourth matmul run twice (not yet measured on a GPU). "
                   "Default: selective where the layers are compiled and quantized to 4 bits, else full. Layers not "
                   "compiled recompute every op (transformers' checkpointing)."},
     )

@@ -96,14 +96,14 @@ def use_compile(cfg: Config) -> bool:
 
 
 def recompute_mode(cfg: Config) -> str | None:
-    """What the decoder layers recompute in the backward: None (nothing; every activation kept), "full" or
-    "selective" (TrainConfig.recompute). gradient_checkpointing as configured, or by default on where selective
-    recompute applies: compiled layers (use_compile) over 4-bit matmuls. There, on the H200, it kept the 270M's
-    16 x 512 micro-batch at 3.32 GiB against 7.28, under the tutorial's 3.76, at 0.67x to 1.26x the tokens/s of
-    keeping everything (sixteenth to eighteenth sessions, four run pairs), and scored as well on the built-in epoch
-    (docs/benchmarks.md). Elsewhere recompute means every op again
-    (transformers' checkpointing of uncompiled layers, or compiled layers without 4-bit matmuls to keep) at about
-    0.7x the tokens/s, so it waits to be asked for. recompute by default: selective where it applies, else full."""
+    """What the decoder layers recompute in the backward: None (nothing; every activation kept), "full",
+    "selective" or "lean" (TrainConfig.recompute). gradient_checkpointing as configured, or by default on where
+    selective recompute applies: compiled layers (use_compile) over 4-bit matmuls. There, on the H200, it kept the
+    270M's 16 x 512 micro-batch at 3.32 GiB against 7.28, under the tutorial's 3.76, at 0.67x to 1.26x the tokens/s
+    of keeping everything (sixteenth to eighteenth sessions, four run pairs), and scored as well on the built-in
+    epoch (docs/benchmarks.md). Elsewhere recompute means every op again (transformers' checkpointing of uncompiled
+    layers, or compiled layers without 4-bit matmuls to keep) at about 0.7x the tokens/s, so it waits to be asked
+    for. recompute by default: selective where it applies, else full."""
     t = cfg.train
     selective_applies = cfg.model.quantization == "4bit" and use_compile(cfg)
     on = t.gradient_checkpointing if t.gradient_checkpointing is not None else selective_applies
@@ -250,8 +250,8 @@ def setup(cfg: Config):
     from gemsql.model import load_model, load_tokenizer
 
     recompute = recompute_mode(cfg)
-    if recompute == "selective" and cfg.model.quantization != "4bit":
-        raise GemsqlError("selective keeps every other 4-bit matmul's output, and with quantization none there are "
+    if recompute in ("selective", "lean") and cfg.model.quantization != "4bit":
+        raise GemsqlError(f"{recompute} keeps some 4-bit matmuls' outputs, and with quantization none there are "
                           "no 4-bit matmuls: use recompute full", field="recompute")
     prepared = load_prepared(cfg)
     rows = [{"messages": r["messages"]} for r in read_jsonl(prepared.train)]
@@ -307,9 +307,9 @@ def setup(cfg: Config):
             from gemsql.model import copy_grads_out_of_graphs
 
             copy_grads_out_of_graphs(trainer.model)  # else the next micro-batch's replay writes over the gradients
-    elif recompute == "selective":
-        log.warning("recompute: selective applies to compiled layers (torch_compile); these layers are not compiled, "
-                    "so transformers' checkpointing recomputes every op")
+    elif recompute in ("selective", "lean"):
+        log.warning("recompute: %s applies to compiled layers (torch_compile); these layers are not compiled, "
+                    "so transformers' checkpointing recomputes every op", recompute)
     return trainer, tokenizer
 
 

@@ -142,7 +142,7 @@ def decoder_layers(model) -> list:
 
 def compile_layers(model, recompute: str | None = None, mode: str = "default") -> int:
     """Compile each decoder layer in place with torch.compile (regional compilation), before it first runs; returns
-    how many. With `recompute` ("full" or "selective", TrainConfig.recompute), each layer's forward runs under
+    how many. With `recompute` ("full", "selective" or "lean", TrainConfig.recompute), each layer's forward runs under
     activation checkpointing inside its compiled region; `mode` is torch.compile's (TrainConfig.torch_compile_mode).
 
     The layers share one code path, so one compile (and, without recompute, one recompile when a second sequence
@@ -191,7 +191,8 @@ def _own_grad(weight: torch.Tensor) -> None:
 def _recomputed(forward, mode: str = "full"):
     """`forward` under non-reentrant activation checkpointing, every op marked by a selective-checkpoint policy:
     "full" recomputes them all, so that what the layer keeps for the backward is little more than its inputs;
-    "selective" keeps the attention's output and every other 4-bit matmul's output (`_keep_some`).
+    "selective" keeps the attention's output and every other 4-bit matmul's output (`_keep_some`); "lean" keeps the
+    attention's output and the narrow ones of those (q, v and down: `LEAN`).
 
     The policy marks each op explicitly rather than leaving it to checkpoint's own marking: on the H200 (PyTorch
     2.11) that marking missed the ops inside bitsandbytes' 4-bit matmul (an autograd.Function), so the partitioner
@@ -203,7 +204,7 @@ def _recomputed(forward, mode: str = "full"):
     # A module-level function for each mode, not a closure over `mode`: TorchDynamo calls context_fn without tracing
     # it, so it guards on the function's code alone, and a second model compiled in the same process with the other
     # mode ran the first one's graphs (what it kept, counted by bench/saved_activations.py, was the first mode's).
-    contexts = _full_contexts if mode == "full" else _selective_contexts
+    contexts = {"full": _full_contexts, "selective": _selective_contexts, "lean": _lean_contexts}[mode]
 
     # plain functions, not functools.partial: TorchDynamo traced no frame at all through a partial of checkpoint
     def forward_recomputed(*args, **kwargs):
@@ -217,7 +218,11 @@ def _full_contexts():
 
 
 def _selective_contexts():
-    return create_selective_checkpoint_contexts(_keep_some())
+    return create_selective_checkpoint_contexts(_keep_some(SELECTIVE))
+
+
+def _lean_contexts():
+    return create_selective_checkpoint_contexts(_keep_some(LEAN))
 
 
 def _recompute_every_op(ctx, op, *args, **kwargs):
@@ -232,12 +237,21 @@ _ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
     if hasattr(torch.ops.aten, name))
 
 
-def _keep_some():
-    """One layer call's policy for "selective": torchtitan's op-level selective checkpointing, with bitsandbytes'
-    4-bit matmuls as the matmuls (the base layer's; LoRA's own are cheap to recompute): keep the outputs of the
-    attention and of the first, third, ... 4-bit matmul of the layer (in Gemma 3's order q, v, gate and down, the
-    others k, o and up), recompute everything else. The forward's and the recompute's counts are kept apart, so
-    that an eager recompute (a shape past the recompile limit) marks the same ops as its forward did."""
+# Which of a decoder layer's seven 4-bit matmuls keep their outputs, by position in Gemma 3's order (q, k, v, o,
+# gate, up, down), counted from 1. SELECTIVE: every other one, torchtitan's choice. LEAN: SELECTIVE without gate,
+# whose output is as wide as the MLP (10,240 on the 4B, four times the hidden size): a layer then keeps about 40 % of
+# SELECTIVE's bytes a token (the 4B: 7,680 values against 17,920, counting the attention's output) for one more
+# recomputed matmul of the seven, over a quarter of the layer's matmul work (the 4B: 26 of 94 M multiply-adds a token).
+SELECTIVE = frozenset({1, 3, 5, 7})
+LEAN = frozenset({1, 3, 7})
+
+
+def _keep_some(keep: frozenset[int]):
+    """One layer call's policy for "selective" and "lean": torchtitan's op-level selective checkpointing, with
+    bitsandbytes' 4-bit matmuls as the matmuls (the base layer's; LoRA's own are cheap to recompute): keep the
+    outputs of the attention and of the layer's 4-bit matmuls at the positions in `keep`, recompute everything else.
+    The forward's and the recompute's counts are kept apart, so that an eager recompute (a shape past the recompile
+    limit) marks the same ops as its forward did."""
     try:
         gemm_4bit = torch.ops.bitsandbytes.gemm_4bit.default  # registered when bitsandbytes is imported
     except AttributeError:
@@ -249,7 +263,7 @@ def _keep_some():
             return CheckpointPolicy.MUST_SAVE
         if op == gemm_4bit:
             matmuls[ctx.is_recompute] += 1
-            return CheckpointPolicy.MUST_SAVE if matmuls[ctx.is_recompute] % 2 else CheckpointPolicy.MUST_RECOMPUTE
+            return CheckpointPolicy.MUST_SAVE if matmuls[ctx.is_recompute] in keep else CheckpointPolicy.MUST_RECOMPUTE
         return CheckpointPolicy.MUST_RECOMPUTE
 
     return policy
