@@ -315,7 +315,8 @@ def test_compiled_recompute_marks_the_4bit_matmuls_and_keeps_shapes_static(tmp_p
     2.11), so their outputs were kept: 1.93 of the 270M's 3.85 GiB peak (1.95 GiB once marked); this CPU's PyTorch
     marks them only PREFER_RECOMPUTE, which a policy must not leave to chance either. With recompute selective the
     first, third, ... of each layer's seven are MUST_SAVE, the others MUST_RECOMPUTE, and the attention's output is
-    kept; with recompute lean the same but the fifth (the MLP's gate) recomputed. And a shorter micro-batch (an epoch's last) gets a static graph of its own: the dynamic-shape graph that
+    kept; with recompute lean the same but the fifth (the MLP's gate) recomputed. And a shorter micro-batch (an
+    epoch's last) gets a static graph of its own: the dynamic-shape graph that
     PyTorch 2.11 made of it with recompute failed to partition on the H200. Read off the joint graphs that Inductor partitions, through its joint-graph pass hook."""
     import torch._dynamo
     from torch._inductor import config as inductor_config
