@@ -106,3 +106,27 @@ def test_gradient_copy_keeps_accumulation_right_when_the_backward_buffer_is_over
 
     assert torch.allclose(accumulated(copy=False), 2 * xs[1].sum(0))  # the hazard the copy removes
     assert torch.allclose(accumulated(copy=True), xs[0].sum(0) + xs[1].sum(0))
+
+
+def test_lean_recompute_keeps_selectives_marks_but_the_gates():
+    """The policies of recompute selective and lean, one layer call each (Gemma 3's seven 4-bit matmuls in the order
+    q, k, v, o, gate, up, down, and the attention between them), in the forward and again in the recompute: selective
+    keeps the attention's output and every other matmul's, lean the same but the MLP's gate, the widest. That the
+    compiled layers follow these marks is tested in test_pipeline.py (selective) and, by what they keep, in
+    test_bench_tools.py (lean between full and selective)."""
+    import importlib
+    from types import SimpleNamespace
+
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    from gemsql.model import LEAN, SELECTIVE, _ATTENTION_OPS, _keep_some
+
+    importlib.import_module("bitsandbytes")  # registers its 4-bit matmul op, as loading a 4-bit model does
+    gemm, attention = torch.ops.bitsandbytes.gemm_4bit.default, _ATTENTION_OPS[0]
+    layer = [gemm, gemm, gemm, attention, gemm, torch.ops.aten.add.Tensor, gemm, gemm, gemm]
+    save, again = CheckpointPolicy.MUST_SAVE, CheckpointPolicy.MUST_RECOMPUTE
+    for keep, gate in ((SELECTIVE, save), (LEAN, again)):
+        policy = _keep_some(keep)
+        for recompute in (False, True):  # the recompute counts on its own: the same marks again
+            marks = [policy(SimpleNamespace(is_recompute=recompute), op) for op in layer]
+            assert marks == [save, again, save, save, again, again, gate, again, save], (keep, recompute, marks)
