@@ -247,10 +247,10 @@ def setup(cfg: Config):
 
     from gemsql.data.prepare import load_prepared
     from gemsql.files import read_jsonl
-    from gemsql.model import load_model, load_tokenizer
+    from gemsql.model import PARTIAL_RECOMPUTE, load_model, load_tokenizer
 
     recompute = recompute_mode(cfg)
-    if recompute in ("selective", "lean") and cfg.model.quantization != "4bit":
+    if recompute in PARTIAL_RECOMPUTE and cfg.model.quantization != "4bit":
         raise GemsqlError(f"{recompute} keeps some 4-bit matmuls' outputs, and with quantization none there are "
                           "no 4-bit matmuls: use recompute full", field="recompute")
     prepared = load_prepared(cfg)
@@ -307,7 +307,7 @@ def setup(cfg: Config):
             from gemsql.model import copy_grads_out_of_graphs
 
             copy_grads_out_of_graphs(trainer.model)  # else the next micro-batch's replay writes over the gradients
-    elif recompute in ("selective", "lean"):
+    elif recompute in PARTIAL_RECOMPUTE:
         log.warning("recompute: %s applies to compiled layers (torch_compile); these layers are not compiled, "
                     "so transformers' checkpointing recomputes every op", recompute)
     return trainer, tokenizer

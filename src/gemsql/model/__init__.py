@@ -244,6 +244,8 @@ _ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
 # recomputed matmul of the seven, over a quarter of the layer's matmul work (the 4B: 26 of 94 M multiply-adds a token).
 SELECTIVE = frozenset({1, 3, 5, 7})
 LEAN = frozenset({1, 3, 7})
+# the recompute modes whose policy keeps some 4-bit matmuls' outputs: they need 4-bit layers, compiled
+PARTIAL_RECOMPUTE = ("selective", "lean")
 
 
 def _keep_some(keep: frozenset[int]):
