@@ -10,10 +10,11 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the twenty-first session left to measure (issue #4's memory target, which the
 # default meets on the 270M only: the 1B peaked at 8.23 GiB against the tutorial's 6.93, the 4B at 19.18 against 16.11):
-# recompute lean (selective without the MLP's gate output) against the default on each model, two run pairs on the
-# 270M, full recompute on the 1B; the 4B's peak traced by the allocator (it ran past 150 s there: 420 now); the
-# built-in epoch with lean; and a second Spider run of configs/spider.yaml as shipped (39.0 % in the twenty-first
-# session's, 42.2 % in the tenth's without CUDA graphs) when SPIDER_DATA names the corpus.
+# recompute lean (selective without the MLP's gate output) against the default on each model, lean first, two run
+# pairs on the 270M; the built-in epoch with lean; the 4B's peak traced by the allocator (it ran past 150 s there: 420
+# now); and, when SPIDER_DATA names the corpus, a second Spider run of configs/spider.yaml as shipped (39.0 % in the
+# twenty-first session's, 42.2 % in the tenth's without CUDA graphs). One H200 (the twenty-second session's kind): the
+# 1B's and 4B's rows first, then the 270M's, the built-in epoch, the trace.
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -42,15 +43,16 @@ NOTE=${NOTE:-"twenty-second GPU session: one process per config; CUDA graphs wit
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-"gemsql gemsql_lean gemsql gemsql_lean"}
+CONFIGS_270M=${CONFIGS_270M-"gemsql_lean gemsql gemsql_lean gemsql"}
 SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
 SPIDER_NAME=${SPIDER_NAME:-spider-shipped-2}  # its run folder (spider-shipped was the twenty-first session's)
-CONFIGS_1B=${CONFIGS_1B-"gemsql gemsql_lean gemsql_recompute"}  # on the 4B's GPU before the 4B's rows
+CONFIGS_1B=${CONFIGS_1B-"gemsql_lean gemsql"}  # on the 4B's GPU before the 4B's rows
 TOKENS_1B=${TOKENS_1B:-120000}
-CONFIGS_4B=${CONFIGS_4B-"gemsql gemsql_lean"}
+CONFIGS_4B=${CONFIGS_4B-"gemsql_lean gemsql"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 MEMORY_4B=${MEMORY_4B-gemsql}  # the same for the 4B after its rows (its first step under the trace took 26 s)
+MEMORY_4B_TIMEOUT=${MEMORY_4B_TIMEOUT:-420}
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
@@ -128,13 +130,6 @@ rows_4b() {  # GPU CPUS: the 1B's rows, the 4B's MFU, then (PROFILE_4B) what bou
   for c in $CONFIGS_4B; do
     tt "$1" "$2" 4b gemma-3-4b-random "$TOKENS_4B" 3 $c
   done
-  [ -z "$MEMORY_4B" ] || {
-    CUDA_VISIBLE_DEVICES=$1 OMP_NUM_THREADS=8 timeout 420 taskset -c "$2" python3 bench/train_throughput.py \
-      --model gemma-3-4b-random --tokens 40000 --warmup 3 --configs $MEMORY_4B --work "$WORK/4b" --memory "$WORK/memory" \
-      --note "$NOTE, allocator traced (--memory), 40k tokens" --out "$RECORDS/train_throughput_4b_traced.json" \
-      >> "$WORK/tt_4b.log" 2>&1
-    step "4b traced: exit $? $(head -1 "$WORK"/memory/memory_*.txt 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
-  }
   [ -z "$SYNCS_4B" ] || {
     CUDA_VISIBLE_DEVICES=$1 timeout 300 taskset -c "$2" python3 bench/train_throughput.py --model gemma-3-4b-random \
       --tokens 60000 --warmup 3 --configs "$SYNCS_4B" --work "$WORK/4b" --syncs "$WORK/tt4b-syncs" \
@@ -148,17 +143,30 @@ rows_4b() {  # GPU CPUS: the 1B's rows, the 4B's MFU, then (PROFILE_4B) what bou
   step "4b profiled: exit $?"
 }
 
+trace_4b() {  # GPU CPUS: the 4B's peak traced by the allocator (MEMORY_4B; its first step under the trace took 26 s)
+  [ -n "$MEMORY_4B" ] || return 0
+  CUDA_VISIBLE_DEVICES=$1 OMP_NUM_THREADS=8 timeout "$MEMORY_4B_TIMEOUT" taskset -c "$2" \
+    python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 40000 --warmup 3 --configs $MEMORY_4B --work "$WORK/4b" --memory "$WORK/memory" \
+    --note "$NOTE, allocator traced (--memory), 40k tokens" --out "$RECORDS/train_throughput_4b_traced.json" \
+    >> "$WORK/tt_4b.log" 2>&1
+  step "4b traced: exit $? $(head -1 "$WORK"/memory/memory_*.txt 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
+}
+
 if [ "$GPUS" -ge 2 ]; then
   step "#4 side by side: the 270M on GPU 0, the 4B on GPU 1"
   { rows_270m 0 "0-$((CORES / 2 - 1))"; builtin_epoch 0 "0-$((CORES / 2 - 1))" $BUILTIN_270M_GPU; } &
   # the 4B's rows end first: more of the built-in epochs follow them
-  { rows_4b 1 "$((CORES / 2))-$((CORES - 1))"; builtin_epoch 1 "$((CORES / 2))-$((CORES - 1))" $BUILTIN_4B_GPU; } &
+  { rows_4b 1 "$((CORES / 2))-$((CORES - 1))"; trace_4b 1 "$((CORES / 2))-$((CORES - 1))"
+    builtin_epoch 1 "$((CORES / 2))-$((CORES - 1))" $BUILTIN_4B_GPU; } &
   wait
 else
+  # the 1B's and 4B's rows first (the memory target's open rows), the allocator trace last (the longest, and the
+  # least needed if a lease ends early)
   step "#4 one after the other on the one GPU"
-  rows_270m 0 "0-$((CORES - 1))"
   rows_4b 0 "0-$((CORES - 1))"
+  rows_270m 0 "0-$((CORES - 1))"
   builtin_epoch 0 "0-$((CORES - 1))" $BUILTIN_4B_GPU $BUILTIN_270M_GPU
+  trace_4b 0 "0-$((CORES - 1))"
 fi
 rm -rf "$WORK/4b/gemma-3-4b-random" "$WORK/1b/gemma-3-1b-random"
 step "compile rows done"
