@@ -146,7 +146,8 @@ rows_4b() {  # GPU CPUS: the 1B's rows, the 4B's MFU, then (PROFILE_4B) what bou
 trace_4b() {  # GPU CPUS: the 4B's peak traced by the allocator (MEMORY_4B; its first step under the trace took 26 s)
   [ -n "$MEMORY_4B" ] || return 0
   CUDA_VISIBLE_DEVICES=$1 OMP_NUM_THREADS=8 timeout "$MEMORY_4B_TIMEOUT" taskset -c "$2" \
-    python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 40000 --warmup 3 --configs $MEMORY_4B --work "$WORK/4b" --memory "$WORK/memory" \
+    python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 40000 --warmup 3 --configs $MEMORY_4B \
+    --work "$WORK/4b" --memory "$WORK/memory" \
     --note "$NOTE, allocator traced (--memory), 40k tokens" --out "$RECORDS/train_throughput_4b_traced.json" \
     >> "$WORK/tt_4b.log" 2>&1
   step "4b traced: exit $? $(head -1 "$WORK"/memory/memory_*.txt 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
