@@ -32,7 +32,7 @@ from gemsql.evaluate.html import bars
 SETTINGS = ("schema_sample_rows", "max_train_rows", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
             "quantization", "lora_r", "lora_alpha", "stop_token_training", "gradient_checkpointing",
             "execution_guided_beams", "retry_empty_results", "schema_repair", "schema_shuffle", "finetuning",
-            "lr_scheduler_type", "seed")
+            "lr_scheduler_type", "seed", "recompute", "torch_compile_mode")
 
 
 def metrics(run: Path, decoding: str = "finetuned") -> dict:

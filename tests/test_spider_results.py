@@ -34,14 +34,16 @@ def _collect(work: Path, out: Path, *variants: str, extra: tuple[str, ...] = ())
 
 def test_a_run_of_another_split_starts_its_own_file_and_is_refused_by_another(tmp_path):
     work, out = tmp_path / "work", tmp_path / "seed7"
-    _run_folder(work, "spider-seed7", ["db_b", "db_a"], 120, 0.4, seed=7, schema_repair=True)
+    _run_folder(work, "spider-seed7", ["db_b", "db_a"], 120, 0.4, seed=7, schema_repair=True,
+                recompute="lean", save_steps=50)
     _run_folder(work, "spider-other", ["db_c"], 80, 0.3, seed=42)
     assert _collect(work, out, "spider-seed7").returncode == 0
     result = json.loads((out / "spider_heldout.json").read_text())
     assert (result["databases"], result["rows"], sorted(result["test_databases"])) == (2, 120, ["db_a", "db_b"])
     run = result["variants"]["spider-seed7"]
     assert (run["ex"], run["greedy"]["ex"], run["replaced"], run["repaired"]) == (0.4, 0.4 - 0.1, 3, 1)
-    assert run["settings"] == {"num_train_epochs": 3, "seed": 7, "schema_repair": True}
+    # the settings that tell runs apart (recompute among them), not the whole config
+    assert run["settings"] == {"num_train_epochs": 3, "seed": 7, "schema_repair": True, "recompute": "lean"}
     assert "base" not in result and (out / "spider_heldout.svg").read_text().startswith("<svg")
     # the same merge again adds no second copy of its command; a run of another split is refused, the file kept
     assert _collect(work, out, "spider-seed7").returncode == 0
