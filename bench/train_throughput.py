@@ -104,7 +104,9 @@ CONFIGS = {
     # the tutorial's recipe at the default's tokens per micro-batch (16 x 512): the peak-memory comparison
     "tutorial_mb16x1": {**TUTORIAL, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
     "tutorial_mb32x1": {**TUTORIAL, "per_device_train_batch_size": 32, "gradient_accumulation_steps": 1},  # and 32 x 512
-    "gemsql": {},  # as shipped: 16 x 512, lr 4e-4, compiled layers recomputing selectively, as CUDA graphs on a GPU
+    # as shipped: 16 x 512, lr 4e-4, compiled layers recomputing leanly (selectively until the twenty-first session:
+    # "gemsql_recompute_selective" now), as CUDA graphs on a GPU
+    "gemsql": {},
     # the shipped default until the nineteenth session: the compiled layers' kernels launched one by one
     # (torch.compile's default mode) instead of replayed as CUDA graphs
     "gemsql_no_graphs": dict(torch_compile_mode="default"),
@@ -126,17 +128,20 @@ CONFIGS = {
     # the default with every op recomputed: the tutorial's recipe at 16 x 512 peaked at 3.76 GiB, the default without
     # recompute at 7.28 (twelfth session), most of it the activations of 8,192 tokens kept for the backward
     "gemsql_recompute": dict(gradient_checkpointing=True, recompute="full"),
-    # recompute that keeps the attention's output and every other 4-bit matmul's output (fewer matmuls run twice)
+    # recompute that keeps the attention's output and every other 4-bit matmul's output (fewer matmuls run twice);
+    # the shipped default from the sixteenth to the twenty-first session (as CUDA graphs on a GPU since the nineteenth)
     "gemsql_recompute_selective": dict(gradient_checkpointing=True, recompute="selective"),
     # selective without the MLP's gate projection's output (recompute lean), replayed as CUDA graphs as the default
     # is: the 4B as shipped peaked at 19.18 GiB against the tutorial's 16.11 at 16 x 512, 9.7 GiB of it what selective
-    # keeps over full recompute, over half of that the gate's output (twenty-first session)
+    # keeps over full recompute, over half of that the gate's output (twenty-first session). The default since the
+    # twenty-second session (so "gemsql" asks for the same on a GPU)
     "gemsql_lean": dict(gradient_checkpointing=True, recompute="lean", torch_compile_mode="reduce-overhead"),
     # without LoRA dropout (the tutorial's 0.05): PEFT then keeps no dropped-out copy of each adapted layer's input
     # for the backward, seven a decoder layer
     "gemsql_no_dropout": dict(lora_dropout=0.0, gradient_checkpointing=False),
-    # as shipped (selective recompute on a GPU) without LoRA dropout: a quarter of the 4B's GPU time as shipped is
-    # Inductor's fused element-wise kernels, the dropout of the seven adapted inputs among them (seventeenth session)
+    # as shipped (partial recompute on a GPU: selective until the twenty-first session) without LoRA dropout: a
+    # quarter of the 4B's GPU time as shipped is Inductor's fused element-wise kernels, the dropout of the seven
+    # adapted inputs among them (seventeenth session)
     "gemsql_shipped_no_dropout": dict(lora_dropout=0.0),
     # without training the turn tokens' embedding rows (stop_token_training: none): PEFT's trainable tokens build a
     # full copy of the tied embedding matrix each forward, and its gradient is full size (thirteenth session)

@@ -96,7 +96,7 @@ def main(config: str, result: str) -> None:
            # the layers compiled in place after sharding: FSDP2's hooks (gather, reshard) still run on each
            "compiled": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True,
                                                            gradient_checkpointing=False)), whole),
-           # and recomputing inside each compiled layer as by default there (selectively; the FSDP2 gathers again
+           # and recomputing inside each compiled layer as by default there (leanly; the FSDP2 gathers again
            # for the backward's recompute)
            "compiled_recompute": sharded(replace(cfg, train=replace(cfg.train, torch_compile=True)), whole)}
     if dist.get_rank() == 0:

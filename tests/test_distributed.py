@@ -173,8 +173,8 @@ def test_fsdp2_trains_the_qlora_model_like_the_whole_model(tmp_path, tiny_model)
         assert r["base_weight"] == "DTensor" and r["base_local_rows"] * 2 == r["base_rows"]
     assert results["two_layers_a_unit"]["compiled_layers"] == results["two_layers_a_unit"]["graphs"] == 0
     assert all(r["compiled_layers"] == 2 and r["graphs"] >= 1 for r in compiled)
-    # compiled 4-bit layers recompute selectively unless told not to
-    assert [r["recompute"] for r in compiled] == [None, "selective"]
+    # compiled 4-bit layers recompute leanly unless told not to
+    assert [r["recompute"] for r in compiled] == [None, "lean"]
     launch = yaml.safe_load((Path(__file__).parents[1] / "configs/accelerate/fsdp2_qlora.yaml").read_text())
     assert launch["fsdp_config"]["fsdp_version"] == 2 and launch["fsdp_config"]["fsdp_auto_wrap_policy"] == "NO_WRAP"
 
@@ -198,7 +198,7 @@ def test_fsdp2_units_group_neighbouring_layers_of_one_class_only():
 def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batch(tmp_path):
     """bench/scaling.py (the two-GPU issue's benchmark) on this CPU: one launch per process count, the 1-process run
     accumulating two micro-batches per step, so both train the same steps over the same tokens to the same loss. As
-    DDP trains on a GPU by default: QLoRA, layers compiled, recomputing selectively."""
+    DDP trains on a GPU by default: QLoRA, layers compiled, recomputing leanly."""
     out = tmp_path / "scaling.json"
     bench = Path(__file__).parents[1] / "bench"
     _run([sys.executable, str(bench / "scaling.py"), "--model", "tiny", "--strategy", "ddp", "--gpus", "1", "2",
@@ -212,7 +212,7 @@ def test_scaling_benchmark_compares_one_process_with_two_at_the_same_global_batc
     # gemsql's DDP defaults for a text model reach DDP (torchrun wraps one CPU process too), and DDP found no
     # trainable weight without a gradient (it would have stopped the run)
     assert one["ddp"] == two["ddp"] == {"find_unused_parameters": False, "broadcast_buffers": False}
-    assert one["recompute"] == two["recompute"] == "selective"  # resolved from the defaults, as on a GPU
+    assert one["recompute"] == two["recompute"] == "lean"  # resolved from the defaults, as on a GPU
     # both launches measure the shipped compile mode (no mode pinned in their configs), which is the same for one
     # process and for a DDP launch of two (the default on this CPU; CUDA graphs for both on a GPU)
     assert one["torch_compile_mode"] == two["torch_compile_mode"] == "default"

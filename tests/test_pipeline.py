@@ -239,7 +239,7 @@ def test_recompute_is_on_while_training_when_configured(tmp_path, tiny_model):
 def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path, tiny_model):
     """torch_compile compiles the decoder layers, not the whole model through the trainer, and the compiled layers
     train to the eager run's losses (QLoRA, on the CPU), with activation recompute too (each compiled layer's forward
-    then runs again in the backward: by default, gradient_checkpointing unset, selectively). The run with recompute
+    then runs again in the backward: by default, gradient_checkpointing unset, leanly). The run with recompute
     asks for CUDA graphs (torch_compile_mode reduce-overhead, once refused with recompute), which the CPU runs as plain
     compiled code; as every run accumulates two micro-batches a step, each trainable weight's first gradient of a step
     is then copied out of the backward's output (on a GPU, the graphs' memory pool that the next replay writes over),
@@ -259,7 +259,7 @@ def test_torch_compile_compiles_each_layer_in_place_and_trains_the_same(tmp_path
                           gradient_accumulation_steps=2)
         prepare(cfg)
         torch._dynamo.reset()
-        assert recompute_mode(cfg) == (None if recompute is False else "selective")
+        assert recompute_mode(cfg) == (None if recompute is False else "lean")
         trainer, tokenizer = setup(cfg)
         w = next(p for p in trainer.model.parameters() if p.requires_grad)
         incoming, landed = {}, []  # a step's first gradient's memory and the .grad it became
@@ -692,13 +692,14 @@ def test_layers_are_compiled_by_default_only_where_measured(monkeypatch, tiny_mo
 
 def test_cuda_graphs_by_default_only_for_compiled_layers_on_a_gpu_outside_sharded_launches(monkeypatch, tiny_model):
     """torch_compile_mode's default: reduce-overhead (CUDA graphs) where it was measured, compiled layers over 4-bit
-    matmuls recomputing selectively or not at all, on a CUDA GPU, in one process or under DDP; torch.compile's default
+    matmuls recomputing partially (lean, selective) or not at all, on a CUDA GPU, in one process or under DDP;
+    torch.compile's default
     elsewhere: on the CPU, for layers left eager, with full recompute (the tutorial's), for LoRA without quantization,
     under FSDP or DeepSpeed (not measured there); a set mode always wins."""
     import torch
 
     from gemsql.config import load_config
-    from gemsql.train import compile_mode
+    from gemsql.train import compile_mode, recompute_mode
 
     default = load_config(None, model_name_or_path=str(tiny_model))
     assert compile_mode(default) == "default"  # this CPU
@@ -712,6 +713,9 @@ def test_cuda_graphs_by_default_only_for_compiled_layers_on_a_gpu_outside_sharde
     assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), torch_compile_mode="default")) == "default"
     assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), torch_compile=False)) == "default"
     assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), recompute="full")) == "default"
+    assert recompute_mode(default) == "lean"  # the partial recomputes were measured with graphs: lean and selective
+    assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), recompute="selective")) == (
+        "reduce-overhead")
     assert compile_mode(load_config(None, model_name_or_path=str(tiny_model), quantization="none")) == "default"
     tutorial = load_config(Path(__file__).parents[1] / "configs/gemma3-1b-tutorial.yaml",
                            model_name_or_path=str(tiny_model))

@@ -228,9 +228,10 @@ class TrainConfig:
         default=None,
         metadata={"help": "Recompute activations in the backward instead of keeping them, to save memory. Default: on "
                   "where the decoder layers are compiled (torch_compile) and quantized to 4 bits, with recompute "
-                  "selective: on the H200 the 270M at 16 x 512 tokens a micro-batch peaked at 3.32 GiB against 7.28 "
-                  "without, at 0.67x to 1.26x the tokens/s in four run pairs, and the 4B at 18.8 GiB against 48.5, "
-                  "at 0.83x the tokens/s (docs/benchmarks.md); false trades that memory for the 4B's speed. Off "
+                  "lean: on the H200 at 16 x 512 tokens a micro-batch the 270M peaked at 2.95 GiB and the 4B at "
+                  "13.86 (CUDA graphs), against 7.28 and 48.5 keeping everything (without graphs), at 0.93x to 0.97x "
+                  "selective recompute's tokens/s, whose cost against none was 0.67x to 1.26x on the 270M and 0.83x "
+                  "on the 4B (docs/benchmarks.md); false trades that memory for the 4B's speed. Off "
                   "elsewhere (the CPU, uncompiled layers), where transformers' checkpointing recomputes every op at "
                   "about 0.7x."},
     )
@@ -238,14 +239,14 @@ class TrainConfig:
         default=None,
         metadata={"help": "What compiled layers recompute with gradient_checkpointing. full: every op, the least "
                   "memory: on the H200 at 16 x 512 the 270M 1.95 GiB at about 0.9x the tokens/s, the 4B 9.5 GiB at "
-                  "0.83x, where selective takes 19.2 and the tutorial's recipe 16.1. selective: keep the "
-                  "attention's output and every other 4-bit matmul's output of each layer, recompute the rest "
-                  "(op-level selective checkpointing, as in torchtitan): three of seven 4-bit matmuls run twice. "
-                  "lean: selective without the MLP's gate projection's output, as wide as the MLP, for a fourth "
-                  "matmul run twice: the 270M's forward keeps 71 percent of selective's bytes (counted on the CPU), "
-                  "the 4B's by the same count about 40 percent (not yet measured on a GPU). "
-                  "Default: selective where the layers are compiled and quantized to 4 bits, else full. Layers not "
-                  "compiled recompute every op (transformers' checkpointing)."},
+                  "0.83x. selective: keep the attention's output and every other 4-bit matmul's output of each "
+                  "layer, recompute the rest (op-level selective checkpointing, as in torchtitan): three of seven "
+                  "4-bit matmuls run twice. lean: selective without the MLP's gate projection's output, as wide as "
+                  "the MLP, for a fourth matmul run twice. On the H200 at 16 x 512, lean against selective: the 270M "
+                  "2.95 against 3.51 GiB, the 1B 5.49 against 8.23, the 4B 13.86 against 19.18 (the tutorial's "
+                  "recipe: 3.76, 6.93, 16.11), at 0.93x to 0.97x the tokens/s (0.72x in one of the 270M's three "
+                  "pairs). Default: lean where the layers are compiled and quantized to 4 bits, else full. Layers "
+                  "not compiled recompute every op (transformers' checkpointing)."},
     )
     optim: str = field(default="adamw_torch_fused", metadata={"help": "transformers optimizer name."})
     learning_rate: float = field(
@@ -290,12 +291,13 @@ class TrainConfig:
                   "forward and backward replayed as CUDA graphs, one launch for all of its kernels, where the "
                   "270M's step on the H200 is bound by the CPU launching them; memory for the graphs' buffers on "
                   "top. Default: reduce-overhead where measured, compiled layers over 4-bit matmuls recomputing "
-                  "selectively or not at all, on a CUDA GPU, in one process or under DDP; default (fused kernels "
-                  "launched one by one) elsewhere: full recompute, LoRA without quantization, under FSDP or "
-                  "DeepSpeed (not measured there). On the H200 at 16 x 512 with selective recompute: the 270M at "
-                  "1.59x to 2.08x the tokens/s (three run pairs), 3.51 GiB against 3.32; the 1B at 1.40x; the 4B at "
-                  "1.01x to 1.06x; the built-in epoch 95.2 against 94.9 percent; under DDP the 270M at 1.78x "
+                  "partially (lean, selective) or not at all, on a CUDA GPU, in one process or under DDP; default "
+                  "(fused kernels launched one by one) elsewhere: full recompute, LoRA without quantization, under "
+                  "FSDP or DeepSpeed (not measured there). On the H200 at 16 x 512 with selective recompute: the "
+                  "270M at 1.59x to 2.08x the tokens/s (three run pairs), 3.51 GiB against 3.32; the 1B at 1.40x; the "
+                  "4B at 1.01x to 1.06x; the built-in epoch 95.2 against 94.9 percent; under DDP the 270M at 1.78x "
                   "(median of three launches) and 1.88x on two GPUs against one, with two micro-batches a step. "
+                  "Lean recompute's rows ran with CUDA graphs (one process; under DDP not measured yet). "
                   "With gradient_checkpointing false as well, the 4B's "
                   "fastest setting measured: 32.2 and 34.9 percent MFU at 48.7 GiB (docs/benchmarks.md). With "
                   "gradient accumulation each gradient is copied out of the graphs' memory as it lands. The CPU "

@@ -98,41 +98,46 @@ def use_compile(cfg: Config) -> bool:
 def recompute_mode(cfg: Config) -> str | None:
     """What the decoder layers recompute in the backward: None (nothing; every activation kept), "full",
     "selective" or "lean" (TrainConfig.recompute). gradient_checkpointing as configured, or by default on where
-    selective recompute applies: compiled layers (use_compile) over 4-bit matmuls. There, on the H200, it kept the
-    270M's 16 x 512 micro-batch at 3.32 GiB against 7.28, under the tutorial's 3.76, at 0.67x to 1.26x the tokens/s
-    of keeping everything (sixteenth to eighteenth sessions, four run pairs), and scored as well on the built-in
-    epoch (docs/benchmarks.md). Elsewhere recompute means every op again (transformers' checkpointing of uncompiled
-    layers, or compiled layers without 4-bit matmuls to keep) at about 0.7x the tokens/s, so it waits to be asked
-    for. recompute by default: selective where it applies, else full."""
+    partial recompute applies: compiled layers (use_compile) over 4-bit matmuls. There it recomputes leanly (each
+    layer keeps its attention's output and its q, v and down projections' outputs): on the H200 at 16 x 512 it kept
+    every model measured under the tutorial's peak at the same tokens a micro-batch (the 270M 2.95 GiB against 3.76,
+    the 1B 5.49 against 6.93, the 4B 13.86 against 16.11) at 0.93x to 0.97x selective's tokens/s (one run pair each
+    on the 1B and 4B; the 270M 0.72x, 0.95x and 0.96x in three), where selective peaked above the tutorial on the 1B
+    and 4B (8.23 and 19.18 GiB); the built-in epoch scored 95.8 percent and Spider 42.3 (twenty-second session,
+    docs/benchmarks.md). Elsewhere recompute means every op again (transformers' checkpointing of uncompiled layers,
+    or compiled layers without 4-bit matmuls to keep) at about 0.7x the tokens/s, so it waits to be asked for.
+    recompute by default: lean where it applies, else full."""
     t = cfg.train
-    selective_applies = cfg.model.quantization == "4bit" and use_compile(cfg)
-    on = t.gradient_checkpointing if t.gradient_checkpointing is not None else selective_applies
+    partial_applies = cfg.model.quantization == "4bit" and use_compile(cfg)
+    on = t.gradient_checkpointing if t.gradient_checkpointing is not None else partial_applies
     if not on:
         return None
     if t.recompute is not None:
         return t.recompute
-    return "selective" if selective_applies else "full"
+    return "lean" if partial_applies else "full"
 
 
 def compile_mode(cfg: Config) -> str:
     """How the compiled layers run (TrainConfig.torch_compile_mode): as configured, or by default as CUDA graphs
     ("reduce-overhead") where they have been measured, and torch.compile's "default" elsewhere. Measured: compiled
-    layers (use_compile) over 4-bit matmuls, recomputing selectively or not at all, on a CUDA GPU, in one process or
-    under DDP. On the H200 with selective recompute at 16 x 512: one process, the 270M at 1.59x to 2.08x the tokens/s
-    of the default mode (three run pairs; 3.51 against 3.32 GiB, under the tutorial's 3.76), the 1B at 1.40x, the 4B
-    at 1.01x to 1.06x, the built-in epoch scoring 95.2 against 94.9 percent in 1.99 against 2.88 minutes (nineteenth
-    to twenty-first sessions); under DDP, the 270M on two GPUs at 1.78x one GPU's tokens/s with two micro-batches a
-    step (median of three launches; 1.88x in one pair; the default mode's pair: 1.59x; twenty-first, twentieth and
-    seventeenth sessions). Not measured, so left to be asked for: full recompute
+    layers (use_compile) over 4-bit matmuls, recomputing partially (lean or selective) or not at all, on a CUDA GPU,
+    in one process or under DDP. On the H200 with selective recompute at 16 x 512: one process, the 270M at 1.59x to
+    2.08x the tokens/s of the default mode (three run pairs; 3.51 against 3.32 GiB, under the tutorial's 3.76), the 1B
+    at 1.40x, the 4B at 1.01x to 1.06x, the built-in epoch scoring 95.2 against 94.9 percent in 1.99 against 2.88
+    minutes (nineteenth to twenty-first sessions); under DDP, the 270M on two GPUs at 1.78x one GPU's tokens/s with
+    two micro-batches a step (median of three launches; 1.88x in one pair; the default mode's pair: 1.59x; twenty-first,
+    twentieth and seventeenth sessions). With lean recompute, graphs on both sides of each pair, in one process only
+    (twenty-second session; lean under DDP not measured yet). Not measured, so left to be asked for: full recompute
     (the tutorial's), LoRA without quantization, and sharded launches (FSDP, DeepSpeed)."""
     if cfg.train.torch_compile_mode is not None:
         return cfg.train.torch_compile_mode
     import torch
 
     from gemsql.distributed import sharded_launch
+    from gemsql.model import PARTIAL_RECOMPUTE
 
     measured = (use_compile(cfg) and torch.cuda.is_available() and not sharded_launch()
-                and cfg.model.quantization == "4bit" and recompute_mode(cfg) in (None, "selective"))
+                and cfg.model.quantization == "4bit" and recompute_mode(cfg) in (None, *PARTIAL_RECOMPUTE))
     return "reduce-overhead" if measured else "default"
 
 

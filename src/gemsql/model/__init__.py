@@ -242,6 +242,8 @@ _ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
 # whose output is as wide as the MLP (10,240 on the 4B, four times the hidden size): a layer then keeps about 40 % of
 # SELECTIVE's bytes a token (the 4B: 7,680 values against 17,920, counting the attention's output) for one more
 # recomputed matmul of the seven, over a quarter of the layer's matmul work (the 4B: 26 of 94 M multiply-adds a token).
+# On the H200 at 16 x 512 the 4B's kept matmul outputs at its peak: 4.21 GiB against 9.52 (peak 13.86 against 19.18) at
+# 0.97x the tokens/s; LEAN is what recompute does by default (gemsql.train.recompute_mode).
 SELECTIVE = frozenset({1, 3, 5, 7})
 LEAN = frozenset({1, 3, 7})
 # the recompute modes whose policy keeps some 4-bit matmuls' outputs: they need 4-bit layers, compiled
