@@ -8,13 +8,11 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the twenty-first session left to measure (issue #4's memory target, which the
-# default meets on the 270M only: the 1B peaked at 8.23 GiB against the tutorial's 6.93, the 4B at 19.18 against 16.11):
-# recompute lean (selective without the MLP's gate output) against the default on each model, lean first, two run
-# pairs on the 270M; the built-in epoch with lean; the 4B's peak traced by the allocator (it ran past 150 s there: 420
-# now); and, when SPIDER_DATA names the corpus, a second Spider run of configs/spider.yaml as shipped (39.0 % in the
-# twenty-first session's, 42.2 % in the tenth's without CUDA graphs). One H200 (the twenty-second session's kind): the
-# 1B's and 4B's rows first, then the 270M's, the built-in epoch, the trace.
+# What each model runs. Defaults: what the twenty-second session left to measure for issue #4 (lean recompute, the
+# default since then, puts the 270M, 1B and 4B under the tutorial's peaks at 16 x 512; its 270M rows never ran in one
+# job with the tutorial's recipe): the 270M's tutorial row, then the default (lean) and selective twice, alternating;
+# the built-in epoch as shipped a second time (95.8 % with lean in the twenty-second session); and, when SPIDER_DATA
+# names the corpus, configs/spider.yaml as shipped a second time with lean (42.3 % in the twenty-second session).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -38,20 +36,22 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # CHECKS_270M=recompute_check CONFIGS_270M="gemsql gemsql_no_graphs tutorial gemsql gemsql_no_graphs"
 # CONFIGS_4B="gemsql gemsql_no_graphs gemsql_shipped_no_turn_tokens" SYNCS_4B=gemsql PROFILE_4B=gemsql
 # BUILTIN_270M_GPU=default; the twenty-first's (ed469e1) CHECKS_270M=recompute_check CONFIGS_270M=
-# CONFIGS_1B="tutorial gemsql gemsql_no_graphs" CONFIGS_4B="tutorial_mb16x1 gemsql" with the Spider run.
-NOTE=${NOTE:-"twenty-second GPU session: one process per config; CUDA graphs with selective recompute the default"}
+# CONFIGS_1B="tutorial gemsql gemsql_no_graphs" CONFIGS_4B="tutorial_mb16x1 gemsql" with the Spider run; the
+# twenty-second's (1af3576) CONFIGS_270M="gemsql_lean gemsql gemsql_lean gemsql" CONFIGS_1B="gemsql_lean gemsql"
+# CONFIGS_4B="gemsql_lean gemsql" BUILTIN_270M_GPU=lean MEMORY_4B=gemsql, one GPU.
+NOTE=${NOTE:-"twenty-third GPU session: one process per config; CUDA graphs with lean recompute the default"}
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-"gemsql_lean gemsql gemsql_lean gemsql"}
+CONFIGS_270M=${CONFIGS_270M-"tutorial gemsql gemsql_recompute_selective gemsql gemsql_recompute_selective"}
 SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
-SPIDER_NAME=${SPIDER_NAME:-spider-shipped-2}  # its run folder (spider-shipped was the twenty-first session's)
-CONFIGS_1B=${CONFIGS_1B-"gemsql_lean gemsql"}  # on the 4B's GPU before the 4B's rows
+SPIDER_NAME=${SPIDER_NAME:-spider-shipped-lean}  # its run folder (spider-lean was the twenty-second session's)
+CONFIGS_1B=${CONFIGS_1B-}  # on the 4B's GPU before the 4B's rows
 TOKENS_1B=${TOKENS_1B:-120000}
-CONFIGS_4B=${CONFIGS_4B-"gemsql_lean gemsql"}
+CONFIGS_4B=${CONFIGS_4B-}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-MEMORY_4B=${MEMORY_4B-gemsql}  # the same for the 4B after its rows (its first step under the trace took 26 s)
+MEMORY_4B=${MEMORY_4B-}  # the same for the 4B after its rows (both traces took under a minute in the twenty-second)
 MEMORY_4B_TIMEOUT=${MEMORY_4B_TIMEOUT:-420}
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
@@ -60,7 +60,7 @@ SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller afte
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs (the default since the nineteenth session)
 # without recompute; nographs: torch_compile_mode default, the default until then; nodropout: LoRA dropout 0;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-lean}
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-default}
 BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
@@ -161,8 +161,7 @@ if [ "$GPUS" -ge 2 ]; then
     builtin_epoch 1 "$((CORES / 2))-$((CORES - 1))" $BUILTIN_4B_GPU; } &
   wait
 else
-  # the 1B's and 4B's rows first (the memory target's open rows), the allocator trace last (the longest, and the
-  # least needed if a lease ends early)
+  # the 1B's and 4B's rows first (the twenty-second session's memory rows), the allocator trace last
   step "#4 one after the other on the one GPU"
   rows_4b 0 "0-$((CORES - 1))"
   rows_270m 0 "0-$((CORES - 1))"

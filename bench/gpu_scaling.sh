@@ -122,7 +122,7 @@ ddp_270m16_default_accum2() {
   step "DDP, Gemma 3 270M, 16 x 512 per GPU, as shipped, 2 micro-batches a step on 2 GPUs (4 on 1), 800k tokens, median of 3"
   scale sc270d16a2 --model gemma-3-270m --strategy ddp --gpus 1 2 --tokens 800000 --repeats 3 --micro_batch 16 \
     --accumulation 2 --cpu_binding \
-    --note "equal CPU threads, cores bound, micro-batch 16, accumulation 2, as shipped (layers compiled, recompute selective), 800k tokens, median of 3"
+    --note "equal CPU threads, cores bound, micro-batch 16, accumulation 2, as shipped (layers compiled, recompute lean), 800k tokens, median of 3"
 }
 # and with each compiled layer replayed as CUDA graphs (torch_compile_mode reduce-overhead; without recompute, the only
 # way they were thought to work until the nineteenth session): if the step stops being bound by the CPU that launches
