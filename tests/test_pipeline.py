@@ -693,9 +693,8 @@ def test_layers_are_compiled_by_default_only_where_measured(monkeypatch, tiny_mo
 def test_cuda_graphs_by_default_only_for_compiled_layers_on_a_gpu_outside_sharded_launches(monkeypatch, tiny_model):
     """torch_compile_mode's default: reduce-overhead (CUDA graphs) where it was measured, compiled layers over 4-bit
     matmuls recomputing partially (lean, selective) or not at all, on a CUDA GPU, in one process or under DDP;
-    torch.compile's default
-    elsewhere: on the CPU, for layers left eager, with full recompute (the tutorial's), for LoRA without quantization,
-    under FSDP or DeepSpeed (not measured there); a set mode always wins."""
+    torch.compile's default elsewhere: on the CPU, for layers left eager, with full recompute (the tutorial's), for
+    LoRA without quantization, under FSDP or DeepSpeed (not measured there); a set mode always wins."""
     import torch
 
     from gemsql.config import load_config
