@@ -103,7 +103,8 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
   # (default: as shipped; none, full, selective: as named). Without recompute: 98.2 % (twelfth session), 99.1 %
   # (fifteenth), 97.0 % (sixteenth); full 97.1 %, 95.9 %, 96.8 % (fourteenth to sixteenth); selective 96.9 % (sixteenth),
   # 98.3 % (seventeenth, as shipped); 32 x 512 at lr 5.66e-4 93.8 % (seventeenth); nineteenth: CUDA graphs with
-  # selective recompute (the default since) 95.2 %, without them 94.9 %
+  # selective recompute (the default until the twenty-second) 95.2 %, without them 94.9 %; twentieth 95.9 %;
+  # twenty-second: CUDA graphs with lean recompute (the default since) 95.8 %
   local gpu=$1 cpus=$2 r flags; shift 2
   for r in "$@"; do
     case $r in
