@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -308,6 +309,13 @@ def token_clock(marks: list[tuple[float, int]], tokens: int, warmup: int, min_ti
     return Clock()
 
 
+def step_seconds(marks: list[tuple[float, int]], warmup: int) -> dict:
+    """The timed steps' durations (after the `warmup` ones): median and slowest, so that one slow step (a graph
+    compiled or recorded inside the window, say) shows in a record instead of only lowering its tokens/s."""
+    times = [b[0] - a[0] for a, b in zip(marks[warmup - 1:], marks[warmup:])]
+    return {"median": round(statistics.median(times), 4), "max": round(max(times), 4), "timed": len(times)}
+
+
 def failure(e: Exception, limit: int) -> str:
     """What a record keeps of a failure (the first `limit` characters); the whole stack goes to the log."""
     traceback.print_exception(e)
@@ -366,6 +374,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
         "model": None, "config": name, "tokens_per_s": round(tokens_per_s, 1), "peak_gib": round(peak, 2),
         "mfu": round(tokens_per_s * fpt / (PEAK_TFLOPS * 1e12), 4), "loss": None if loss is None else round(loss, 4),
         "adapter_mb": round(adapter_mb, 2), "trained_tokens": int(marks[-1][1]), "steps": len(marks),
+        "step_s": step_seconds(marks, warmup),
         "settings": overrides,
         # what the layers recomputed, as resolved where this ran (the default depends on the device)
         "recompute": recompute_mode(cfg),

@@ -170,6 +170,17 @@ def test_the_token_clock_times_at_least_min_timed_steps():
     assert steps_until_stop(2) == 9 and steps_until_stop(5) == 12  # timed: marks[6] .. marks[-1]
 
 
+def test_a_slow_timed_step_shows_in_the_record():
+    """The records give the timed steps' median and slowest duration: the twenty-second session's first 270M row ran
+    at 0.72x its pair's tokens/s with nothing to say which steps were slow. Warm-up steps are not counted."""
+    from train_throughput import step_seconds
+
+    # (time, tokens) after each step: two warm-up steps (the first compiles), then steps of 0.1 s and one of 0.5 s
+    marks = [(10.0, 100), (10.1, 200), (10.2, 300), (10.3, 400), (10.8, 500), (10.9, 600)]
+    assert step_seconds(marks, warmup=2) == {"median": 0.1, "max": 0.5, "timed": 4}
+    assert step_seconds(marks, warmup=4) == {"median": 0.3, "max": 0.5, "timed": 2}
+
+
 def test_lever_rows_keep_their_meaning_when_the_default_moves():
     """The lever rows of bench/train_throughput.py keep the 4 x 512 eager base of their records and the tutorial its
     own learning rate and eager layers when gemsql's defaults move; "gemsql" alone follows the shipped default."""
@@ -193,6 +204,8 @@ def test_lever_rows_keep_their_meaning_when_the_default_moves():
     assert resolved("tutorial") == (1, 4, 2e-4, False, "full")
     assert resolved("tutorial_mb16x1") == (16, 1, 2e-4, False, "full")
     assert resolved("gemsql_recompute")[-1] == "full" and resolved("gemsql_no_recompute")[-1] is None
+    # the default until the twenty-first session, and the one since
+    assert resolved("gemsql_recompute_selective")[-1] == "selective" and resolved("gemsql_lean")[-1] == "lean"
     for name in ("gemsql_no_dropout", "gemsql_no_turn_tokens", "gemsql_1x512"):
         assert load_config(None, **CONFIGS[name]).train.gradient_checkpointing is False  # as measured, wherever run
     assert CONFIGS["gemsql"] == {}  # the shipped default, which moves
@@ -363,5 +376,6 @@ def test_a_failing_held_out_loss_keeps_the_measured_speed_in_the_record(tmp_path
     assert train_throughput.main() == 0
     [r] = json.loads(out.read_text())
     assert r["config"] == "gemsql" and r["tokens_per_s"] > 0 and r["trained_tokens"] >= 1500
+    assert r["step_s"]["timed"] == r["steps"] - 2 and 0 < r["step_s"]["median"] <= r["step_s"]["max"]
     assert r["loss"] is None and r["loss_error"] == "RuntimeError: the held-out pass failed"
     assert "error" not in r
