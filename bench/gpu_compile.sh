@@ -144,7 +144,7 @@ rows_4b() {  # GPU CPUS: the 1B's rows, the 4B's MFU, then (PROFILE_4B) what bou
   step "4b profiled: exit $?"
 }
 
-trace_4b() {  # GPU CPUS: the 4B's peak traced by the allocator (MEMORY_4B; its first step under the trace took 26 s)
+trace_4b() {  # GPU CPUS: the 4B's peak traced by the allocator (MEMORY_4B; under a minute a config in the twenty-second)
   [ -n "$MEMORY_4B" ] || return 0
   CUDA_VISIBLE_DEVICES=$1 OMP_NUM_THREADS=8 timeout "$MEMORY_4B_TIMEOUT" taskset -c "$2" \
     python3 bench/train_throughput.py --model gemma-3-4b-random --tokens 40000 --warmup 3 --configs $MEMORY_4B \
