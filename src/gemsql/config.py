@@ -155,6 +155,17 @@ class ModelConfig:
             "full_embeddings: the tutorial's way, embed_tokens and lm_head saved in full (larger than the 270M model)."
         },
     )
+    turn_rows_as_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "With stop_token_training turn_tokens and LoRA: train the two rows of the tied head as two more "
+            "columns of the final hidden state against a frozen head (gemsql.model.turn_rows), so the fused loss "
+            "computes no vocabulary-wide weight gradient. Otherwise TRL's loss computes the whole head's gradient in "
+            "float32 to pass two rows on: 3.85 GiB of the 4B's 13.86 GiB peak on the H200. The same loss and "
+            "gradients (tested on the CPU) for one persistent copy of the head; not measured on a GPU yet. Alone or "
+            "under DDP only."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(bool(self.model_name_or_path.strip()), "model_name_or_path", "must not be empty")
@@ -165,6 +176,9 @@ class ModelConfig:
         _check(self.lora_alpha >= 1, "lora_alpha", f"must be >= 1, got {self.lora_alpha}")
         _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         _check(bool(self.lora_target_modules.strip()), "lora_target_modules", "must not be empty")
+        moves_rows = self.stop_token_training == "turn_tokens" and self.finetuning == "lora"
+        _check(not self.turn_rows_as_columns or moves_rows, "turn_rows_as_columns",
+               "needs stop_token_training: turn_tokens and finetuning: lora (the rows it moves)")
 
     @property
     def target_modules(self) -> str | list[str]:

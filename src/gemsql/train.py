@@ -290,6 +290,12 @@ def setup(cfg: Config):
         processing_class=tokenizer,
         callbacks=[CheckpointSeal()],
     )
+    if cfg.model.turn_rows_as_columns:
+        # Once the trainer exists: Liger (when on) has patched the final norm in place, and TRL's fused loss looks
+        # the head up at each call
+        from gemsql.model.turn_rows import train_rows_as_columns
+
+        train_rows_as_columns(trainer.model)
     if packed_rows(cfg):
         # TRL refuses a collator of one's own with bfd packing (it needs its padding-free layout, which this keeps but
         # for the flattening), so it replaces TRL's once the trainer is built
@@ -343,6 +349,7 @@ def _check_engine(cfg: Config) -> None:
     that wrap or partition the layers themselves (FSDP1, DeepSpeed)."""
     from transformers.integrations import is_deepspeed_zero3_enabled
 
+    from gemsql.distributed import sharded_launch
     from gemsql.model import engine_places_weights
 
     if cfg.train.torch_compile is True and engine_places_weights():  # by default it stays off there
@@ -351,6 +358,10 @@ def _check_engine(cfg: Config) -> None:
             "configs/accelerate/fsdp2_qlora.yaml (FSDP2) or ddp.yaml, or set --torch_compile false",
             field="torch_compile",
         )
+    if cfg.model.turn_rows_as_columns and sharded_launch():
+        raise GemsqlError("turn_rows_as_columns holds PEFT's row parameter, which FSDP and DeepSpeed replace with "
+                          "shards of their own: launch alone or under DDP, or set it false",
+                          field="turn_rows_as_columns")
     lora = cfg.model.finetuning == "lora"
     if lora and cfg.model.stop_token_training == "turn_tokens" and is_deepspeed_zero3_enabled():
         raise GemsqlError(
