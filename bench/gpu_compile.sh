@@ -10,9 +10,10 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the twenty-second session left to measure for issue #4 (lean recompute, the
 # default since then, puts the 270M, 1B and 4B under the tutorial's peaks at 16 x 512; its 270M rows never ran in one
-# job with the tutorial's recipe): the 270M's tutorial row, then the default (lean) and selective twice, alternating;
-# the built-in epoch as shipped a second time (95.8 % with lean in the twenty-second session); and, when SPIDER_DATA
-# names the corpus, configs/spider.yaml as shipped a second time with lean (42.3 % in the twenty-second session).
+# job with the tutorial's recipe): the 4B with turn_rows_as_columns against the default (the turn rows' 5.1 GiB of its
+# peak); the 270M's tutorial row, then the default (lean), the turn columns and selective, alternating; the built-in
+# epoch as shipped and with the turn columns; and, when SPIDER_DATA names the corpus, configs/spider.yaml as shipped
+# a second time with lean (42.3 % in the twenty-second session).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -43,12 +44,12 @@ NOTE=${NOTE:-"twenty-third GPU session: one process per config; CUDA graphs with
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-"tutorial gemsql gemsql_recompute_selective gemsql gemsql_recompute_selective"}
+CONFIGS_270M=${CONFIGS_270M-"tutorial gemsql gemsql_turn_columns gemsql_recompute_selective gemsql gemsql_turn_columns"}
 SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
 SPIDER_NAME=${SPIDER_NAME:-spider-shipped-lean}  # its run folder (spider-lean was the twenty-second session's)
 CONFIGS_1B=${CONFIGS_1B-}  # on the 4B's GPU before the 4B's rows
 TOKENS_1B=${TOKENS_1B:-120000}
-CONFIGS_4B=${CONFIGS_4B-}
+CONFIGS_4B=${CONFIGS_4B-"gemsql_turn_columns gemsql"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 MEMORY_4B=${MEMORY_4B-}  # the same for the 4B after its rows (both traces took under a minute in the twenty-second)
@@ -56,11 +57,11 @@ MEMORY_4B_TIMEOUT=${MEMORY_4B_TIMEOUT:-420}
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
 # built-in epochs after each model's rows (default: as shipped; none: no recompute; full, selective: that recompute;
-# lean: recompute lean with CUDA graphs as the default has them;
+# lean: recompute lean with CUDA graphs as the default has them; turncols: turn_rows_as_columns;
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs (the default since the nineteenth session)
 # without recompute; nographs: torch_compile_mode default, the default until then; nodropout: LoRA dropout 0;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-default}
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"default turncols"}
 BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
@@ -115,6 +116,7 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
       nographs) flags=(--torch_compile_mode default) ;;
       nodropout) flags=(--lora_dropout 0) ;;
       lean) flags=(--recompute lean --torch_compile_mode reduce-overhead) ;;
+      turncols) flags=(--turn_rows_as_columns true) ;;
       *) flags=(--gradient_checkpointing true --recompute "$r") ;;
     esac
     CUDA_VISIBLE_DEVICES=$gpu timeout 600 taskset -c "$cpus" python3 -m gemsql run configs/builtin-gpu.yaml \
