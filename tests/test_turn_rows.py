@@ -94,3 +94,26 @@ def test_rows_as_columns_needs_the_turn_rows_and_trains_in_setup(tiny_model, tmp
     # to 1e-6: the test above)
     assert len(losses[True]) == 3 and losses[True][0] == pytest.approx(losses[False][0], rel=1e-6)
     assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+
+
+def test_rows_as_columns_are_refused_where_the_row_parameter_is_not_held(tiny_model, tmp_path, monkeypatch):
+    """FSDP and DeepSpeed replace PEFT's row parameter with shards of their own (refused before anything loads), and
+    an image-text model nests its text model's final norm (refused by name)."""
+    from types import SimpleNamespace
+
+    from gemsql.model.turn_rows import train_rows_as_columns
+    from gemsql.train import _check_engine
+
+    cfg = tiny_config(tmp_path, tiny_model, turn_rows_as_columns=True)
+    _check_engine(cfg)  # alone: allowed
+    for engine in ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}, {"ACCELERATE_USE_DEEPSPEED": "true"}):
+        with monkeypatch.context() as m:
+            for k, v in engine.items():
+                m.setenv(k, v)
+            with pytest.raises(GemsqlError) as e:
+                _check_engine(cfg)
+            assert e.value.field == "turn_rows_as_columns"
+    image_text = SimpleNamespace(get_base_model=lambda: SimpleNamespace(model=SimpleNamespace(language_model=None)))
+    with pytest.raises(GemsqlError, match="text-only models") as e:
+        train_rows_as_columns(image_text)
+    assert e.value.field == "turn_rows_as_columns"
