@@ -97,8 +97,9 @@ def test_rows_as_columns_needs_the_turn_rows_and_trains_in_setup(tiny_model, tmp
 
 
 def test_rows_as_columns_are_refused_where_the_row_parameter_is_not_held(tiny_model, tmp_path, monkeypatch):
-    """FSDP and DeepSpeed replace PEFT's row parameter with shards of their own (refused before anything loads), and
-    an image-text model nests its text model's final norm (refused by name)."""
+    """FSDP and DeepSpeed replace PEFT's row parameter with shards of their own, and Liger's kernels patch the final
+    norm by name as training starts (both refused before anything loads); an image-text model nests its text model's
+    final norm (refused by name)."""
     from types import SimpleNamespace
 
     from gemsql.model.turn_rows import train_rows_as_columns
@@ -113,6 +114,9 @@ def test_rows_as_columns_are_refused_where_the_row_parameter_is_not_held(tiny_mo
             with pytest.raises(GemsqlError) as e:
                 _check_engine(cfg)
             assert e.value.field == "turn_rows_as_columns"
+    with pytest.raises(GemsqlError, match="use_liger_kernel false") as e:
+        _check_engine(tiny_config(tmp_path, tiny_model, turn_rows_as_columns=True, use_liger_kernel=True))
+    assert e.value.field == "turn_rows_as_columns"
     image_text = SimpleNamespace(get_base_model=lambda: SimpleNamespace(model=SimpleNamespace(language_model=None)))
     with pytest.raises(GemsqlError, match="text-only models") as e:
         train_rows_as_columns(image_text)

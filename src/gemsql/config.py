@@ -163,7 +163,7 @@ class ModelConfig:
             "computes no vocabulary-wide weight gradient. Otherwise TRL's loss computes the whole head's gradient in "
             "float32 to pass two rows on: 3.85 GiB of the 4B's 13.86 GiB peak on the H200. The same loss and "
             "gradients (tested on the CPU) for one persistent copy of the head; not measured on a GPU yet. Alone or "
-            "under DDP only."
+            "under DDP, without Liger's kernels (off by default where layers are compiled)."
         },
     )
 

@@ -291,8 +291,7 @@ def setup(cfg: Config):
         callbacks=[CheckpointSeal()],
     )
     if cfg.model.turn_rows_as_columns:
-        # Once the trainer exists: Liger (when on) has patched the final norm in place, and TRL's fused loss looks
-        # the head up at each call
+        # Once the trainer exists (TRL's fused loss looks the head up at each call); not with Liger (_check_engine)
         from gemsql.model.turn_rows import train_rows_as_columns
 
         train_rows_as_columns(trainer.model)
@@ -346,7 +345,8 @@ def _check_engine(cfg: Config) -> None:
     Under DeepSpeed ZeRO-3 the embedding matrix is partitioned, and the weight PEFT's trainable-token rows put
     together from it is not a ZeRO parameter: TRL's fused LM head fails on it (`'Tensor' object has no attribute
     'ds_status'`, seen on the H200). Compiled layers have run alone, under DDP and under FSDP2, not under the engines
-    that wrap or partition the layers themselves (FSDP1, DeepSpeed)."""
+    that wrap or partition the layers themselves (FSDP1, DeepSpeed). turn_rows_as_columns holds a parameter that
+    sharded launches replace, and replaces the final norm that Liger's kernels patch."""
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     from gemsql.distributed import sharded_launch
@@ -362,6 +362,10 @@ def _check_engine(cfg: Config) -> None:
         raise GemsqlError("turn_rows_as_columns holds PEFT's row parameter, which FSDP and DeepSpeed replace with "
                           "shards of their own: launch alone or under DDP, or set it false",
                           field="turn_rows_as_columns")
+    if cfg.model.turn_rows_as_columns and use_liger(cfg):
+        raise GemsqlError("turn_rows_as_columns replaces the final norm, which Liger's kernels patch by name as "
+                          "training starts: set use_liger_kernel false (compiled layers, the GPU default, leave "
+                          "it off)", field="turn_rows_as_columns")
     lora = cfg.model.finetuning == "lora"
     if lora and cfg.model.stop_token_training == "turn_tokens" and is_deepspeed_zero3_enabled():
         raise GemsqlError(
