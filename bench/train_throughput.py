@@ -357,7 +357,8 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     traced = memory_peak.traced(memory / f"memory_{name}.txt") if memory is not None else nullcontext()
     with attention_kernels(cudnn_in_training(cfg)), traced:  # as gemsql.train.train does
         trainer.train()
-    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+    # no GPU, no peak: null in the records (NaN is not JSON: strict readers refuse the whole file)
+    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
     (t0, n0), (t1, n1) = marks[warmup - 1], marks[-1]
     tokens_per_s = (n1 - n0) / (t1 - t0)
     adapter = run_dir / "adapter_bench"
@@ -375,7 +376,7 @@ def bench_one(model_path: str, name: str, overrides: dict, data_run: Path, work:
     mean_context = t.max_length / 2  # causal attention over packed sequences of max_length
     fpt = flops_per_token(trainer.model.get_base_model().config.get_text_config(), n_lora, mean_context)
     result = {
-        "model": None, "config": name, "tokens_per_s": round(tokens_per_s, 1), "peak_gib": round(peak, 2),
+        "model": None, "config": name, "tokens_per_s": round(tokens_per_s, 1), "peak_gib": peak,
         "mfu": round(tokens_per_s * fpt / (PEAK_TFLOPS * 1e12), 4), "loss": None if loss is None else round(loss, 4),
         "adapter_mb": round(adapter_mb, 2), "trained_tokens": int(marks[-1][1]), "steps": len(marks),
         "step_s": step_seconds(marks, warmup),
