@@ -7,8 +7,9 @@
 #   (when the corpus is there); with two GPUs the 4B's rows on GPU 1 beside the 270M's on GPU 0;
 #   with two GPUs, then: DDP as shipped (lean now), the 270M over three launch pairs (1.78x with selective).
 # About 17 minutes after staging on one GPU without the corpus (Spider: 5.5 more; leave it out there), 21 on two.
-# The twenty-second session's plan is in git at 1af3576. Poll back to back: a machine idle for 30 s is handed back. The corpus travels in .device/data (carried with the last
-# staging call) and is copied to WORK before the repository copy (which leaves .device out):
+# The twenty-second session's plan is in git at 1af3576. Poll back to back: a machine idle for 30 s is handed back.
+# The corpus travels in .device/data (carried with the last staging call) and is copied to WORK before the repository
+# copy (which leaves .device out):
 #   cp .device/data/train_real.jsonl.gz /root/work/ && ... setsid nohup bash bench/gpu_x2.sh /root/work > /root/work/job.log 2>&1 &
 # Collect with bench/gpu_collect.sh /root/work "$OUT".
 set -uo pipefail
