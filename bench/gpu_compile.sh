@@ -8,12 +8,9 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the twenty-second session left to measure for issue #4 (lean recompute, the
-# default since then, puts the 270M, 1B and 4B under the tutorial's peaks at 16 x 512; its 270M rows never ran in one
-# job with the tutorial's recipe): the 4B with turn_rows_as_columns against the default (the turn rows' 5.1 GiB of its
-# peak); the 270M's tutorial row, then the default (lean), the turn columns and selective, alternating; the built-in
-# epoch as shipped and with the turn columns; and, when SPIDER_DATA names the corpus, configs/spider.yaml as shipped
-# a second time with lean (42.3 % in the twenty-second session).
+# What each model runs. Defaults: what the twenty-third session left (docs/benchmarks.md): the 4B with
+# turn_rows_as_columns traced by the allocator (its peak fell 1.49 GiB, about 2.6 predicted); and, when SPIDER_DATA
+# names the corpus, configs/spider.yaml as shipped a second time with lean (42.3 % in the twenty-second session).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -39,20 +36,22 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # BUILTIN_270M_GPU=default; the twenty-first's (ed469e1) CHECKS_270M=recompute_check CONFIGS_270M=
 # CONFIGS_1B="tutorial gemsql gemsql_no_graphs" CONFIGS_4B="tutorial_mb16x1 gemsql" with the Spider run; the
 # twenty-second's (1af3576) CONFIGS_270M="gemsql_lean gemsql gemsql_lean gemsql" CONFIGS_1B="gemsql_lean gemsql"
-# CONFIGS_4B="gemsql_lean gemsql" BUILTIN_270M_GPU=lean MEMORY_4B=gemsql, one GPU.
-NOTE=${NOTE:-"twenty-third GPU session: one process per config; CUDA graphs with lean recompute the default"}
+# CONFIGS_4B="gemsql_lean gemsql" BUILTIN_270M_GPU=lean MEMORY_4B=gemsql, one GPU; the twenty-third's (474965a)
+# CONFIGS_4B="gemsql_turn_columns gemsql" CONFIGS_270M="tutorial gemsql gemsql_turn_columns
+# gemsql_recompute_selective gemsql gemsql_turn_columns" BUILTIN_270M_GPU="default turncols", one GPU.
+NOTE=${NOTE:-"twenty-fourth GPU session: one process per config; CUDA graphs with lean recompute the default"}
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-"tutorial gemsql gemsql_turn_columns gemsql_recompute_selective gemsql gemsql_turn_columns"}
+CONFIGS_270M=${CONFIGS_270M-}
 SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
 SPIDER_NAME=${SPIDER_NAME:-spider-shipped-lean}  # its run folder (spider-lean was the twenty-second session's)
 CONFIGS_1B=${CONFIGS_1B-}  # on the 4B's GPU before the 4B's rows
 TOKENS_1B=${TOKENS_1B:-120000}
-CONFIGS_4B=${CONFIGS_4B-"gemsql_turn_columns gemsql"}
+CONFIGS_4B=${CONFIGS_4B-}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-MEMORY_4B=${MEMORY_4B-}  # the same for the 4B after its rows (both traces took under a minute in the twenty-second)
+MEMORY_4B=${MEMORY_4B-gemsql_turn_columns}  # the same for the 4B after its rows (under a minute a config, 22nd)
 MEMORY_4B_TIMEOUT=${MEMORY_4B_TIMEOUT:-420}
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)
@@ -61,7 +60,7 @@ SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller afte
 # mb32: 32 x 512 a micro-batch at 4e-4 x sqrt 2; graphs: CUDA graphs (the default since the nineteenth session)
 # without recompute; nographs: torch_compile_mode default, the default until then; nodropout: LoRA dropout 0;
 # empty: none run); with one GPU all of them after all the rows
-BUILTIN_270M_GPU=${BUILTIN_270M_GPU-"default turncols"}
+BUILTIN_270M_GPU=${BUILTIN_270M_GPU-}
 BUILTIN_4B_GPU=${BUILTIN_4B_GPU-}  # the 4B's rows end first
 CORES=$(nproc)
 GPUS=$(nvidia-smi -L | wc -l)
@@ -105,7 +104,8 @@ builtin_epoch() {  # GPU CPUS RECOMPUTE...: the built-in set end to end for one 
   # (fifteenth), 97.0 % (sixteenth); full 97.1 %, 95.9 %, 96.8 % (fourteenth to sixteenth); selective 96.9 % (sixteenth),
   # 98.3 % (seventeenth, as shipped); 32 x 512 at lr 5.66e-4 93.8 % (seventeenth); nineteenth: CUDA graphs with
   # selective recompute (the default until the twenty-second) 95.2 %, without them 94.9 %; twentieth 95.9 %;
-  # twenty-second: CUDA graphs with lean recompute (the default since) 95.8 %
+  # twenty-second: CUDA graphs with lean recompute (the default since) 95.8 %; twenty-third, three same-seed runs: 97.4,
+  # 89.5, 92.5 % (turn columns 92.1, 95.6, 97.3 %): one run does not tell levers apart within about 8 points
   local gpu=$1 cpus=$2 r flags; shift 2
   for r in "$@"; do
     case $r in
