@@ -8,9 +8,10 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
-# What each model runs. Defaults: what the twenty-third session left (docs/benchmarks.md): the 4B with
-# turn_rows_as_columns traced by the allocator (its peak fell 1.49 GiB, about 2.6 predicted); and, when SPIDER_DATA
-# names the corpus, configs/spider.yaml as shipped a second time with lean (42.3 % in the twenty-second session).
+# What each model runs. Defaults: what the twenty-third session left (docs/benchmarks.md): the fused optimizer as a
+# lever of its own (torch's unfused AdamW against the default's fused one, both models; never measured apart); the 4B
+# with turn_rows_as_columns traced by the allocator (its peak fell 1.49 GiB, about 2.6 predicted); and, when
+# SPIDER_DATA names the corpus, configs/spider.yaml as shipped a second time with lean (42.3 % in the twenty-second).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"
 # CONFIGS_4B="gemsql_mb16x1_compile gemsql_mb32x1_compile gemsql_mb16x1 gemsql_mb32x1" PROFILE_4B=gemsql_mb16x1_compile;
@@ -43,12 +44,12 @@ NOTE=${NOTE:-"twenty-fourth GPU session: one process per config; CUDA graphs wit
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-}
+CONFIGS_270M=${CONFIGS_270M-"gemsql gemsql_adamw_unfused gemsql gemsql_adamw_unfused"}
 SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
 SPIDER_NAME=${SPIDER_NAME:-spider-shipped-lean}  # its run folder (spider-lean was the twenty-second session's)
 CONFIGS_1B=${CONFIGS_1B-}  # on the 4B's GPU before the 4B's rows
 TOKENS_1B=${TOKENS_1B:-120000}
-CONFIGS_4B=${CONFIGS_4B-}
+CONFIGS_4B=${CONFIGS_4B-"gemsql_adamw_unfused gemsql"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
 MEMORY_4B=${MEMORY_4B-gemsql_turn_columns}  # the same for the 4B after its rows (under a minute a config, 22nd)

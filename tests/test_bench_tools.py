@@ -209,6 +209,9 @@ def test_lever_rows_keep_their_meaning_when_the_default_moves():
     for name in ("gemsql_no_dropout", "gemsql_no_turn_tokens", "gemsql_1x512"):
         assert load_config(None, **CONFIGS[name]).train.gradient_checkpointing is False  # as measured, wherever run
     assert CONFIGS["gemsql"] == {}  # the shipped default, which moves
+    # the fused-optimizer lever: the default and the tutorial run fused AdamW, its row torch's unfused one
+    assert load_config(None, **CONFIGS["tutorial"]).train.optim == load_config(None).train.optim == "adamw_torch_fused"
+    assert load_config(None, **CONFIGS["gemsql_adamw_unfused"]).train.optim == "adamw_torch"
 
 
 def test_saved_activations_counts_what_a_lever_frees(tmp_path, tiny_model):
@@ -380,3 +383,20 @@ def test_a_failing_held_out_loss_keeps_the_measured_speed_in_the_record(tmp_path
     assert r["step_s"]["timed"] == r["steps"] - 2 and 0 < r["step_s"]["median"] <= r["step_s"]["max"]
     assert r["loss"] is None and r["loss_error"] == "RuntimeError: the held-out pass failed"
     assert "error" not in r
+
+
+def test_a_config_run_twice_in_one_run_keeps_both_records(tmp_path):
+    """bench/train_throughput.py: the records are keyed by model, config and note, so a config named twice in one
+    --configs list gets "; run 2" on its second note and both records stay in the file."""
+    from results_file import record
+    from train_throughput import run_notes
+
+    configs = ["gemsql", "gemsql_adamw_unfused", "gemsql", "gemsql_adamw_unfused", "gemsql"]
+    notes = run_notes(configs, "CPU")
+    assert notes == ["CPU", "CPU", "CPU; run 2", "CPU; run 2", "CPU; run 3"]
+    assert run_notes(["gemsql", "gemsql"], "") == ["", "run 2"]
+    out = tmp_path / "records.json"
+    for name, note in zip(configs, notes):
+        record(out, {"model": "m", "config": name, "note": note}, key=("model", "config", "note"))
+    assert len(json.loads(out.read_text())) == len(configs)
+
