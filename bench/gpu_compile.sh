@@ -10,7 +10,7 @@ source "$(dirname "$0")/gpu_env.sh" "${1:-/root/work}"
 python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3-270m'))" || exit 1
 # What each model runs. Defaults: what the twenty-third session left (docs/benchmarks.md): the fused optimizer as a
 # lever of its own (torch's unfused AdamW against the default's fused one, both models; never measured apart); the 4B
-# with turn_rows_as_columns traced by the allocator (its peak fell 1.49 GiB, about 2.6 predicted); and, when
+# with turn_rows_as_columns traced by the allocator (its peak fell 1.49 GiB, about 2.5 predicted); and, when
 # SPIDER_DATA names the corpus, configs/spider.yaml as shipped a second time with lean (42.3 % in the twenty-second).
 # Earlier leases, in git: the eleventh's first (4a35a7f)
 # CONFIGS_270M="tutorial gemsql_mb16x1_lr4e-4_compile gemsql_mb16x1_lr4e-4 gemsql_compile gemsql"

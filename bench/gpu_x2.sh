@@ -3,7 +3,7 @@
 # one H200, is in git at 474965a: the 270M's lean default against the tutorial in one job, 66x and 61x):
 #   bench/gpu_compile.sh's defaults: the fused optimizer as a lever of its own (torch's unfused AdamW against the
 #   default's fused one: two 4B rows, two 270M pairs); the 4B with turn_rows_as_columns traced by the allocator (its
-#   peak fell 1.49 GiB where about 2.6 was predicted); configs/spider.yaml as shipped a second time with lean (when
+#   peak fell 1.49 GiB where about 2.5 was predicted); configs/spider.yaml as shipped a second time with lean (when
 #   the corpus is there);
 #   with two GPUs, then: DDP as shipped (lean now), the 270M over three launch pairs (1.78x with selective).
 # About 7 minutes after staging on one GPU by the twenty-third session's rows (a 270M row under a minute, a 4B row
