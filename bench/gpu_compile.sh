@@ -39,20 +39,22 @@ python3 -c "from gemsql.model import resolve_model; print(resolve_model('gemma-3
 # twenty-second's (1af3576) CONFIGS_270M="gemsql_lean gemsql gemsql_lean gemsql" CONFIGS_1B="gemsql_lean gemsql"
 # CONFIGS_4B="gemsql_lean gemsql" BUILTIN_270M_GPU=lean MEMORY_4B=gemsql, one GPU; the twenty-third's (474965a)
 # CONFIGS_4B="gemsql_turn_columns gemsql" CONFIGS_270M="tutorial gemsql gemsql_turn_columns
-# gemsql_recompute_selective gemsql gemsql_turn_columns" BUILTIN_270M_GPU="default turncols", one GPU.
-NOTE=${NOTE:-"twenty-fourth GPU session: one process per config; CUDA graphs with lean recompute the default"}
+# gemsql_recompute_selective gemsql gemsql_turn_columns" BUILTIN_270M_GPU="default turncols", one GPU; the
+# twenty-fourth's (e3c50b8) CONFIGS_4B="gemsql_adamw_unfused gemsql" CONFIGS_270M="gemsql gemsql_adamw_unfused gemsql
+# gemsql_adamw_unfused" MEMORY_4B=gemsql_turn_columns with the Spider run (spider-shipped-lean), one GPU.
+NOTE=${NOTE:-"twenty-fifth GPU session: one process per config; CUDA graphs with lean recompute the default"}
 # checks on the 270M's GPU before its rows: bench/<name>.py (cudagraphs_check, recompute_check; empty: none)
 CHECKS_270M=${CHECKS_270M-}
 # a config named twice runs twice, the second run's note saying so (the 270M's tokens/s spread by half across runs)
-CONFIGS_270M=${CONFIGS_270M-"gemsql gemsql_adamw_unfused gemsql gemsql_adamw_unfused"}
+CONFIGS_270M=${CONFIGS_270M-"tutorial gemsql"}  # the 20x target on this lease's machine
 SPIDER_DATA=${SPIDER_DATA-}  # the Spider corpus: configs/spider.yaml as shipped on the 270M's GPU after its rows
-SPIDER_NAME=${SPIDER_NAME:-spider-shipped-lean}  # its run folder (spider-lean was the twenty-second session's)
+SPIDER_NAME=${SPIDER_NAME:-spider-shipped-lean-2}  # its run folder (spider-shipped-lean was the twenty-fourth's)
 CONFIGS_1B=${CONFIGS_1B-}  # on the 4B's GPU before the 4B's rows
 TOKENS_1B=${TOKENS_1B:-120000}
-CONFIGS_4B=${CONFIGS_4B-"gemsql_adamw_unfused gemsql"}
+CONFIGS_4B=${CONFIGS_4B-"gemsql"}
 TOKENS_4B=${TOKENS_4B:-120000}  # 16 x 512 x about 17 steps, 3 of them untimed
 MEMORY_270M=${MEMORY_270M:-}  # traced peaks, 40k tokens, after the rows (their own note)
-MEMORY_4B=${MEMORY_4B-gemsql_turn_columns}  # the same for the 4B after its rows (under a minute a config, 22nd)
+MEMORY_4B=${MEMORY_4B-}  # the same for the 4B after its rows (under a minute a config, 22nd)
 MEMORY_4B_TIMEOUT=${MEMORY_4B_TIMEOUT:-420}
 PROFILE_4B=${PROFILE_4B-}  # a 4B config to profile after the rows (empty: none)
 SYNCS_4B=${SYNCS_4B-}  # a 4B config whose host syncs are counted by caller after the rows (empty: none)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# On nvidia-h200-x2 or nvidia-h200: what the twenty-third session left to measure (docs/benchmarks.md; its plan, run on
-# one H200, is in git at 474965a: the 270M's lean default against the tutorial in one job, 66x and 61x):
-#   bench/gpu_compile.sh's defaults: the fused optimizer as a lever of its own (torch's unfused AdamW against the
-#   default's fused one: two 4B rows, two 270M pairs); the 4B with turn_rows_as_columns traced by the allocator (its
-#   peak fell 1.49 GiB where about 2.5 was predicted); configs/spider.yaml as shipped a second time with lean (when
-#   the corpus is there);
-#   with two GPUs, then: DDP as shipped (lean now), the 270M over three launch pairs (1.78x with selective).
-# About 7 minutes after staging on one GPU by the twenty-third session's rows (a 270M row under a minute, a 4B row
-# about one, the 4B's trace under one); Spider 5.5 more.
+# On nvidia-h200-x2 or nvidia-h200: what the twenty-fourth session left to measure (docs/benchmarks.md; its plan, run on
+# one H200, is in git at e3c50b8: the fused optimizer on the GPU, 1.01x to 1.03x; turn columns' 4B peak traced; Spider
+# as shipped with lean, 38.6 %):
+#   bench/gpu_compile.sh's defaults: the tutorial's recipe against the default on the 270M (the 20x target on this
+#   lease's machine: the twenty-fourth's ran the default at 0.71x to 0.87x the twenty-third's), the 4B as shipped;
+#   configs/spider.yaml as shipped a third time with lean (when the corpus is there: 42.3 and 38.6 % so far);
+#   with two GPUs, then: DDP as shipped (lean now, not measured under DDP), the 270M over three launch pairs (1.78x
+#   with selective).
+# About 4 minutes after staging on one GPU by the twenty-fourth session's rows (a 270M row about a minute, the
+# tutorial's about three, a 4B row about one); Spider 8 more.
 # Poll back to back: a machine idle for 30 s is handed back.
 # The corpus travels in .device/data (carried with the last staging call) and is copied to WORK before the repository
 # copy (which leaves .device out):

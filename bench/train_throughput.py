@@ -140,10 +140,12 @@ CONFIGS = {
     # the turn tokens' two head rows trained as hidden-state columns against a frozen head (turn_rows_as_columns):
     # TRL's loss then computes no vocabulary-wide weight gradient (3.85 GiB of the 4B's peak as shipped, twenty-second
     # session; without the rows the 270M trained 1.19x faster, thirteenth). On the H200 (twenty-third): peak 2.46
-    # against 2.95 GiB on the 270M, 12.37 against 13.86 on the 4B, at the same tokens/s
+    # against 2.95 GiB on the 270M, 12.37 against 13.86 on the 4B, at the same tokens/s; the 4B's peak moves to a CUDA
+    # graph's recording (traced, twenty-fourth: docs/benchmarks/memory_4b_gemsql_turn_columns.txt)
     "gemsql_turn_columns": dict(turn_rows_as_columns=True),
     # AdamW as torch runs it unless told (foreach kernels over the adapter's tensors) instead of the fused kernel that
-    # the tutorial's recipe and gemsql's default use: the fused optimizer measured as a lever of its own
+    # the tutorial's recipe and gemsql's default use: the fused optimizer measured as a lever of its own. On the H200
+    # (twenty-fourth session) fused was 1.01x on the 4B and 0.97x to 1.15x on the 270M (1.03x on four pairs' mean)
     "gemsql_adamw_unfused": dict(optim="adamw_torch"),
     # without LoRA dropout (the tutorial's 0.05): PEFT then keeps no dropped-out copy of each adapted layer's input
     # for the backward, seven a decoder layer
