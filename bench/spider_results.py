@@ -61,7 +61,11 @@ def summary(spec: Path) -> dict:
     config = next((c for c in (run / d / "gemsql_config.yaml" for d in ("adapter", "full_model")) if c.is_file()), None)
     if config is not None:
         c = yaml.safe_load(config.read_text())
-        out["settings"] = {k: c[k] for k in SETTINGS if k in c}
+        # a setting the config leaves to the machine (recompute, torch_compile_mode) as the run decided it, where its
+        # train_metrics.json says (gemsql.train.as_run; runs before it keep the config's null)
+        metrics_file = config.with_name("train_metrics.json")
+        as_run = json.loads(metrics_file.read_text()).get("as_run", {}) if metrics_file.is_file() else {}
+        out["settings"] = {k: as_run.get(k) if c[k] is None else c[k] for k in SETTINGS if k in c}
     if decoding:  # the training settings hold, the decoding is this one's (the eval folder's name says which)
         out["decoding"] = decoding
         out.get("settings", {}).pop("execution_guided_beams", None)

@@ -35,7 +35,11 @@ def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
     assert adapter_config["trainable_token_indices"]["embed_tokens"] == turn_ids
     assert (adapter / "adapter_model.safetensors").stat().st_size < 2_000_000
     assert load_config(adapter / "gemsql_config.yaml") == cfg
-    assert json.loads((adapter / "train_metrics.json").read_text())["global_step"] == 2
+    train_metrics = json.loads((adapter / "train_metrics.json").read_text())
+    assert train_metrics["global_step"] == 2
+    # what the config left to the machine, as this (CPU) run decided it: nothing compiled, no Liger, no padding
+    assert train_metrics["as_run"] == {"torch_compile": False, "torch_compile_mode": None, "recompute": None,
+                                       "use_liger_kernel": False, "pad_to_multiple_of": None, "packed_rows": True}
     # checkpoints and TensorBoard logs
     assert sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     assert list((run / "checkpoints").rglob("events.out.tfevents.*"))

@@ -11,8 +11,10 @@ import yaml
 ROOT = Path(__file__).parents[1]
 
 
-def _run_folder(work: Path, name: str, groups: list[str], rows: int, ex: float, **settings) -> None:
-    """What `gemsql run` leaves that the collector reads: the split's stats, the evaluation, the trained config."""
+def _run_folder(work: Path, name: str, groups: list[str], rows: int, ex: float, as_run: dict | None = None,
+                **settings) -> None:
+    """What `gemsql run` leaves that the collector reads: the split's stats, the evaluation, the trained config (and
+    with `as_run`, train_metrics.json's record of the settings the machine decided)."""
     run = work / name
     (run / "data").mkdir(parents=True)
     (run / "data" / "stats.json").write_text(json.dumps(
@@ -24,6 +26,8 @@ def _run_folder(work: Path, name: str, groups: list[str], rows: int, ex: float, 
          "greedy": {"exec_match": ex - 0.1, "exact_match": 0.1, "valid": 0.5}}))
     (run / "adapter").mkdir()
     (run / "adapter" / "gemsql_config.yaml").write_text(yaml.safe_dump({"num_train_epochs": 3, **settings}))
+    if as_run is not None:
+        (run / "adapter" / "train_metrics.json").write_text(json.dumps({"global_step": 9, "as_run": as_run}))
 
 
 def _collect(work: Path, out: Path, *variants: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -64,3 +68,22 @@ def test_the_shipped_run_is_recorded_under_its_own_key_and_must_be_one_of_the_va
     refused = _collect(work, out, "spider-a", extra=("--shipped", "spider-b"))
     assert refused.returncode != 0 and "--shipped names one of --variants" in refused.stderr
     assert json.loads((out / "spider_heldout.json").read_text()) == result
+
+
+def test_settings_left_to_the_machine_are_recorded_as_the_run_decided_them(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "results"
+    decided = {"torch_compile": True, "torch_compile_mode": "reduce-overhead", "recompute": "lean"}
+    _run_folder(work, "spider-shipped", ["db_a"], 100, 0.4, as_run=decided, recompute=None, torch_compile_mode=None,
+                gradient_checkpointing=None, schema_repair=True)
+    # a run from before train_metrics.json said: its nulls stay
+    _run_folder(work, "spider-older", ["db_a"], 100, 0.4, recompute=None, torch_compile_mode=None)
+    # a setting the config names is what ran, whatever else is recorded
+    _run_folder(work, "spider-asked", ["db_a"], 100, 0.4, as_run={**decided, "recompute": "lean"}, recompute="full")
+    assert _collect(work, out, "spider-shipped", "spider-older", "spider-asked").returncode == 0
+    variants = json.loads((out / "spider_heldout.json").read_text())["variants"]
+    assert variants["spider-shipped"]["settings"] == {
+        "num_train_epochs": 3, "recompute": "lean", "torch_compile_mode": "reduce-overhead",
+        "gradient_checkpointing": None, "schema_repair": True}
+    assert variants["spider-older"]["settings"] == {"num_train_epochs": 3, "recompute": None,
+                                                    "torch_compile_mode": None}
+    assert variants["spider-asked"]["settings"]["recompute"] == "full"

@@ -202,6 +202,16 @@ class PackedRows:
         return batch
 
 
+def as_run(cfg: Config) -> dict:
+    """The settings a config may leave unset for the machine to decide, as this run decided them. They are recorded
+    beside the config (train_metrics.json, "as_run"), which keeps them unset so that it decides again elsewhere: a run
+    read back later still says what it trained with."""
+    compiled = use_compile(cfg)
+    return {"torch_compile": compiled, "torch_compile_mode": compile_mode(cfg) if compiled else None,
+            "recompute": recompute_mode(cfg), "use_liger_kernel": use_liger(cfg),
+            "pad_to_multiple_of": pad_multiple(cfg), "packed_rows": packed_rows(cfg)}
+
+
 def cudnn_in_training(cfg: Config) -> bool:
     """Whether SDPA may use cuDNN while training (ModelConfig.cudnn_attention; auto decides by micro-batch size)."""
     from gemsql.model import cudnn_allowed
@@ -536,7 +546,8 @@ def cleanup(cfg: Config, trainer, tokenizer, result) -> TrainResult:
     if is_main():
         tokenizer.save_pretrained(staging)
         cfg.save(staging / CONFIG_NAME)
-        write_json(staging / "train_metrics.json", {**result.metrics, "global_step": result.global_step})
+        write_json(staging / "train_metrics.json",
+                   {**result.metrics, "global_step": result.global_step, "as_run": as_run(cfg)})
         publish_dir(staging, out)
         log.info("%s saved to %s", out.name, out)
     wait_for_everyone()
