@@ -62,6 +62,10 @@ def test_run_command_end_to_end(tmp_path, tiny_model, capsys):
             assert all(p["candidate"] == 0 for p in preds) and "greedy" not in metrics
         assert (run / "eval" / label / "verdicts.jsonl").is_file()
     assert "| finetuned | 8 |" in (run / "report.md").read_text()
+    # and what the machine decided for the settings the config left unset, as training recorded it
+    assert report["as_run"] == train_metrics["as_run"]
+    trained_with = "Trained with torch_compile False, torch_compile_mode None, recompute None"
+    assert trained_with in (run / "report.md").read_text()
     # one self-contained HTML page per evaluation, and base vs fine-tuned side by side with the flips
     html = (run / "comparison.html").read_text()
     assert html.startswith("<!doctype html>") and "<svg" in html and "<script" not in html and "http" not in html

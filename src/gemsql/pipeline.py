@@ -94,16 +94,32 @@ def evaluate_run(cfg: Config, prepared, elapsed_s: float = 0.0) -> dict:
         # with execution-guided decoding also the greedy answers' own scores, before the retry
         **{label: {**_rates(m), **({"greedy": _rates(m["greedy"])} if "greedy" in m else {})}
            for label, m in results.items()},
+        **_as_run(cfg),
     }
     write_json(cfg.run_dir / "report.json", report)
     if cfg.generate.evaluate_base:
         compare(cfg.run_dir / "eval" / "base", cfg.run_dir / "eval" / "finetuned", cfg.run_dir,
                 labels=("base", "finetuned"))
     with atomic_file(cfg.run_dir / "report.md") as f:
+        as_run = report.get("as_run")
+        trained_with = (f"Trained with {', '.join(f'{k} {v}' for k, v in as_run.items())} (the settings the config "
+                        "left to the machine, as it decided them).\n\n" if as_run else "")
         f.write(f"# gemsql run: {cfg.run_dir}\n\n{report['rows_train']} training rows, {report['rows_test']} test rows, "
-                f"{report['minutes']} minutes.\n\n" + markdown(list(results.values())))
+                f"{report['minutes']} minutes.\n\n{trained_with}" + markdown(list(results.values())))
     log.info("report: %s", report)
     return report
+
+
+def _as_run(cfg: Config) -> dict:
+    """{"as_run": ...}: what training decided for the settings the config left unset (train_metrics.json, written
+    beside the adapter), or nothing for a trained folder from before it was recorded."""
+    import json
+
+    from gemsql.train import trained_dir
+
+    metrics = trained_dir(cfg) / "train_metrics.json"
+    as_run = json.loads(metrics.read_text()).get("as_run") if metrics.is_file() else None
+    return {"as_run": as_run} if as_run else {}
 
 
 def _rates(metrics: dict) -> dict:
